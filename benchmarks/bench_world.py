@@ -1,0 +1,69 @@
+"""Benchmark: time to generate the embedded world's training split, with and without the cache.
+
+Run: ``.venv/bin/python benchmarks/bench_world.py [--preset cpu] [--threads 1]``. Prints a table
+and writes ``results/bench_world.json``. The README quotes its figures with the machine named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from fastslow_lib.data import generate_split, load_world
+from fastslow_lib.device import machine_name
+from fastslow_lib.presets import get_preset
+from fastslow_lib.results import repo_root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = get_preset(args.preset).world
+
+    t0 = time.perf_counter()
+    train = generate_split(cfg, "train")
+    gen_train = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        load_world(cfg, tmp)
+        gen_all = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        load_world(cfg, tmp)
+        cached = time.perf_counter() - t0
+
+    rows = {
+        "train split generated (s)": gen_train,
+        "every split + probe generated and cached (s)": gen_all,
+        "every split + probe read from the cache (s)": cached,
+        "generation / cache read": gen_all / cached,
+    }
+    print(f"machine: {machine_name()}; preset {args.preset}; {len(train)} training images")
+    for k, v in rows.items():
+        print(f"  {k:<48} {v:8.2f}")
+    out = {
+        "machine": machine_name(),
+        "preset": args.preset,
+        "threads": args.threads,
+        "n_train_images": len(train),
+        "train_generation_s": round(gen_train, 3),
+        "all_generation_s": round(gen_all, 3),
+        "cache_read_s": round(cached, 3),
+        "cpu_count": os.cpu_count(),
+    }
+    path = Path(repo_root()) / "results" / "bench_world.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path.relative_to(repo_root())}")
+
+
+if __name__ == "__main__":
+    main()

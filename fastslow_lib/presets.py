@@ -1,0 +1,56 @@
+"""Presets: one name that sizes the whole course for a machine.
+
+* ``tiny``: seconds, for unit tests;
+* ``cpu`` (the default): the course on a 2-core laptop;
+* ``gpu``: a larger world for a machine with a GPU.
+
+The environment variable ``FASTSLOW_PRESET`` picks the preset when none is named. Later parts of
+the course (Fast, Slow, distillation) add their own settings to :class:`Preset`.
+
+Taught in notebooks/00_data.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from fastslow_lib.data.world import WorldConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of sizes for the world and, later, the models."""
+
+    name: str
+    description: str
+    world: WorldConfig
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        "tiny",
+        "a few hundred images; unit tests in seconds",
+        WorldConfig(n_train=300, n_val=60, n_test=60, n_small=60, probe_pairs_per_kind=10),
+    ),
+    "cpu": Preset(
+        "cpu",
+        "the course on a 2-core laptop (test split: 1,000 images, 5,000 captions)",
+        WorldConfig(),
+    ),
+    "gpu": Preset(
+        "gpu",
+        "a five times larger training split for a GPU; the same 1k test protocol",
+        WorldConfig(n_train=50_000, n_val=1_000, n_test=1_000, n_small=1_000,
+                    probe_pairs_per_kind=300),
+    ),
+}
+
+
+def get_preset(name: str | None = None) -> Preset:
+    """The preset called ``name``; ``None`` reads ``$FASTSLOW_PRESET``, else ``"cpu"``."""
+    if name is None:
+        name = os.environ.get("FASTSLOW_PRESET", "cpu")
+    if not isinstance(name, str) or name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""Execute the course notebooks in order, time each one, write results/course_times.json.
+
+Used by `make course` (executed copies go to results/executed/) and `make notebooks`
+(`--inplace`: outputs are written back into notebooks/*.ipynb). Each notebook runs in a
+fresh kernel of the Python running this script (the venv's, so `fastslow_lib` is the editable
+install) with the kernel's working directory set to the notebook's own directory, as in
+JupyterLab and `jupyter nbconvert --execute`. Stops at the first failing notebook (later ones
+usually depend on its outputs), saves what it executed for inspection, and exits 1.
+
+    python scripts/time_course.py [--inplace] [--timeout 1800] [NOTEBOOK ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import ipykernel.kernelspec
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+
+REPO = Path(__file__).resolve().parent.parent
+CURRENT_ENV = ":current-env"
+BATCH_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONHASHSEED": "0",
+    "FASTSLOW_PROGRESS": "0",
+}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _CurrentEnvSpecs(KernelSpecManager):
+    """Kernel specs plus one for this very interpreter (whatever kernels are installed)."""
+
+    def get_kernel_spec(self, kernel_name: str):  # type: ignore[override]
+        if kernel_name == CURRENT_ENV:
+            return self.kernel_spec_class(
+                resource_dir=ipykernel.kernelspec.RESOURCES,
+                **ipykernel.kernelspec.get_kernel_dict(),
+            )
+        return super().get_kernel_spec(kernel_name)
+
+
+def _machine() -> str:
+    try:
+        from fastslow_lib.device import machine_name
+    except ImportError:
+        import platform
+
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return machine_name()
+
+
+def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, float, str | None]:
+    """Execute ``path`` with cwd = its directory; return (executed notebook, seconds, error)."""
+    nb = nbformat.read(path, as_version=4)
+    km = KernelManager(kernel_name=kernel, kernel_spec_manager=_CurrentEnvSpecs())
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=timeout,
+        record_timing=False,  # no per-cell timestamps: in-place refreshes give clean diffs
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    error = None
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+        lines = ANSI.sub("", str(exc)).strip().splitlines()
+        error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+    return nb, time.perf_counter() - start, error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="notebooks to run (default: notebooks/[0-9][0-9]_*.ipynb, sorted)",
+    )
+    parser.add_argument(
+        "--inplace", action="store_true", help="write outputs back into the notebooks themselves"
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=REPO / "results" / "executed",
+        help="where executed copies go (and failed runs with --inplace)",
+    )
+    parser.add_argument(
+        "--times",
+        type=Path,
+        default=REPO / "results" / "course_times.json",
+        help="timings json to write",
+    )
+    parser.add_argument("--timeout", type=int, default=1800, help="per-cell timeout, seconds")
+    parser.add_argument(
+        "--kernel", default=CURRENT_ENV, help="kernelspec name (default: this Python's own kernel)"
+    )
+    args = parser.parse_args(argv)
+
+    paths = args.notebooks or sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        print("no notebooks matching notebooks/[0-9][0-9]_*.ipynb", file=sys.stderr)
+        return 1
+    # Kernels inherit our environment. Same batch settings as the Makefile's (kept if already
+    # set), so running this script by hand gives the same outputs as `make course`...
+    for name, value in BATCH_ENV.items():
+        os.environ.setdefault(name, value)
+    # ...but no MPLBACKEND: ipykernel then uses its inline backend (with MPLBACKEND=Agg, which
+    # `make` exports for batch runs, the figures would be missing from executed notebooks).
+    os.environ.pop("MPLBACKEND", None)
+
+    print(f"machine: {_machine()}")
+    times: dict[str, float] = {}
+    failed: tuple[str, str] | None = None
+    for path in paths:
+        path = path.resolve()
+        print(f"running {path.name} ...", flush=True)
+        nb, seconds, error = run_notebook(path, args.timeout, args.kernel)
+        times[path.name] = round(seconds, 2)
+        # A failed run never overwrites the notebook itself: it goes to --output-dir.
+        out = path if (args.inplace and error is None) else args.output_dir / path.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out)
+        if error is not None:
+            failed = (path.name, f"{error} (executed copy: {out})")
+            break
+
+    total = round(sum(times.values()), 2)
+    width = max(len(name) for name in [*times, "total"])
+    print(f"\n{'notebook'.ljust(width)}  seconds")
+    for name, seconds in times.items():
+        print(f"{name.ljust(width)}  {seconds:8.1f}")
+    print(f"{'total'.ljust(width)}  {total:8.1f}")
+
+    if failed is not None:
+        print(f"\nFAILED: {failed[0]}: {failed[1]}", file=sys.stderr)
+        return 1
+    args.times.parent.mkdir(parents=True, exist_ok=True)
+    args.times.write_text(json.dumps({**times, "total": total}, indent=2) + "\n")
+    print(f"wrote {args.times}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Shared test setup: offline Hugging Face hub, quiet tokenizers (set at import, before any
+test module imports transformers/tokenizers)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path) -> Path:
+    """An empty directory for generated data/caches, removed with pytest's tmp_path."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    return cache

@@ -1,0 +1,255 @@
+"""The embedded world: determinism, captions true of their scenes, identifying captions, probe."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fastslow_lib.data import (
+    CaptionParseError,
+    WorldConfig,
+    caption_is_true,
+    generate_probe,
+    generate_split,
+    is_true,
+    load_world,
+    parse_caption,
+    truth_matrix,
+)
+from fastslow_lib.data.scene import COLOURS, sample_scene, swap_attribute
+from fastslow_lib.metrics import oracle_recall_at_1
+from fastslow_lib.presets import get_preset
+
+TINY = get_preset("tiny").world
+
+
+def independent_truth(form, scene) -> bool:
+    """A second checker, written apart from the library's: it reads places and relations off
+    the drawn pixel centres (x, y) instead of grid cells."""
+    import itertools
+
+    size = scene.image_size
+    objs = scene.objects
+    if len(objs) != len(form.mentions):
+        return False
+
+    def fits(m, o) -> bool:
+        if m.shape != o.shape or (m.colour and m.colour != o.colour):
+            return False
+        if m.size and m.size != o.size:
+            return False
+        if m.vpos and m.vpos != ("top" if o.y < size / 2 else "bottom"):
+            return False
+        return not (m.hpos and m.hpos != ("left" if o.x < size / 2 else "right"))
+
+    cell = size / scene.grid
+    rel = {
+        "left_of": lambda a, b: b.x - a.x > cell / 2,
+        "right_of": lambda a, b: a.x - b.x > cell / 2,
+        "above": lambda a, b: b.y - a.y > cell / 2,
+        "below": lambda a, b: a.y - b.y > cell / 2,
+    }
+    for perm in itertools.permutations(objs):
+        if all(fits(m, o) for m, o in zip(form.mentions, perm, strict=True)) and all(
+            rel[r.rel](perm[r.a], perm[r.b]) for r in form.relations
+        ):
+            return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def big_split():
+    """2,000 images and 10,000 captions of the cpu world (normal and small-object scenes)."""
+    return generate_split(replace(get_preset("cpu").world, n_val=2000), "val")
+
+
+def test_same_seed_same_data_bit_for_bit():
+    a, b = generate_split(TINY, "train"), generate_split(TINY, "train")
+    assert a.fingerprint() == b.fingerprint()
+    assert np.array_equal(a.images, b.images) and a.captions == b.captions
+    c = generate_split(replace(TINY, seed=1), "train")
+    assert c.fingerprint() != a.fingerprint()
+    assert generate_split(TINY, "val").fingerprint() != a.fingerprint()
+
+
+def test_split_sizes_and_five_captions_per_image():
+    s = generate_split(TINY, "test")
+    assert s.images.shape == (TINY.n_test, 64, 64, 3) and s.images.dtype == np.uint8
+    assert len(s.captions) == 5 * TINY.n_test
+    assert np.array_equal(s.caption_image, np.repeat(np.arange(TINY.n_test), 5))
+    for i in range(TINY.n_test):
+        assert len(set(s.captions[5 * i : 5 * i + 5])) == 5
+
+
+def test_every_caption_is_true_of_its_scene_read_from_its_words(big_split):
+    """10,000 captions: parse the words, check them with two independent checkers."""
+    for text, form, owner in zip(big_split.captions, big_split.forms, big_split.caption_image,
+                                 strict=True):
+        scene = big_split.scenes[owner]
+        parsed = parse_caption(text)
+        assert parsed == form, text
+        assert is_true(parsed, scene), text
+        assert independent_truth(parsed, scene), text
+
+
+def test_captions_use_all_templates_and_mention_every_object(big_split):
+    texts = big_split.captions
+    assert any(t.startswith("from ") or ", from " in t for t in texts)
+    assert any(" in the " in t for t in texts)
+    assert any(" above " in t or " below " in t for t in texts)
+    for form, owner in zip(big_split.forms, big_split.caption_image, strict=True):
+        assert len(form.mentions) == len(big_split.scenes[owner].objects)
+
+
+def test_captions_identify_their_image_in_the_test_split():
+    """The oracle Recall@1 ceiling: >= 95% of test captions are true of exactly one image."""
+    cfg = get_preset("cpu").world
+    for name in ("test", "small"):
+        split = generate_split(cfg, name)
+        assert len(split) == 1000 and len(split.captions) == 5000
+        oracle = oracle_recall_at_1(split.truth, split.caption_image)
+        assert oracle >= 95.0, (name, oracle)
+
+
+def test_truth_matrix_equals_the_exact_checker_on_every_pair():
+    s = generate_split(TINY, "val")
+    forms = s.forms[:120]
+    fast = truth_matrix(forms, s.scenes)
+    slow = np.array([[is_true(f, sc) for sc in s.scenes] for f in forms])
+    assert np.array_equal(fast, slow)
+    assert fast[np.arange(len(forms)), s.caption_image[:120]].all()
+
+
+def test_object_colours_are_drawn_where_the_scene_says():
+    rng = np.random.default_rng(3)
+    from fastslow_lib.data.render import render_scene
+
+    for kind, grid in (("normal", 4), ("fine", 8)):
+        for _ in range(30):
+            scene = sample_scene(rng, image_size=64, grid=grid, n_objects=4, kind=kind)
+            img = render_scene(scene).astype(int)
+            for o in scene.objects:
+                px = img[int(o.y), int(o.x)]
+                assert np.abs(px - np.array(o.rgb)).max() <= 30, (o, px)
+
+
+def test_small_split_has_only_small_objects_on_the_fine_grid():
+    s = generate_split(TINY, "small")
+    assert all(sc.kind == "fine" and sc.grid == TINY.fine_grid for sc in s.scenes)
+    assert {o.size for sc in s.scenes for o in sc.objects} <= {"tiny", "small"}
+    mixed = generate_split(get_preset("cpu").world, "test")
+    share = np.mean([sc.kind == "fine" for sc in mixed.scenes])
+    assert 0.2 < share < 0.4
+
+
+def test_probe_pairs_swap_one_binding_and_captions_tell_them_apart():
+    probe = generate_probe(replace(TINY, probe_pairs_per_kind=40))
+    assert len(probe) == 120 and sorted(set(probe.kinds)) == ["colour", "position", "size"]
+    for k, a, b, ca, cb in zip(probe.kinds, probe.scenes_a, probe.scenes_b, probe.caption_a,
+                               probe.caption_b, strict=True):
+        assert caption_is_true(ca, a) and not caption_is_true(ca, b)
+        assert caption_is_true(cb, b) and not caption_is_true(cb, a)
+        shapes = sorted(o.shape for o in a.objects)
+        assert shapes == sorted(o.shape for o in b.objects)
+        assert sorted(o.colour for o in a.objects) == sorted(o.colour for o in b.objects)
+        assert sorted(o.size for o in a.objects) == sorted(o.size for o in b.objects)
+        same_bag = sorted(o.name for o in a.objects) == sorted(o.name for o in b.objects)
+        assert same_bag == (k == "position")
+    assert not np.array_equal(probe.images_a, probe.images_b)
+
+
+def test_swap_attribute_rejects_unknown_attribute():
+    scene = sample_scene(np.random.default_rng(0), image_size=64, grid=4, n_objects=2)
+    with pytest.raises(ValueError, match="unknown attribute 'shape'"):
+        swap_attribute(scene, 0, 1, "shape")
+
+
+def test_load_world_caches_and_reloads_identically(tmp_path):
+    w1 = load_world(TINY, tmp_path)
+    w2 = load_world(TINY, tmp_path)
+    for name in ("train", "val", "test", "small"):
+        assert w1[name].fingerprint() == w2[name].fingerprint()
+        assert w2[name].scenes == w1[name].scenes and w2[name].forms == w1[name].forms
+    assert w1.probe.fingerprint() == w2.probe.fingerprint()
+    tok = w2.tokenizer()
+    assert (w2.folder / "tokenizer" / "tokenizer.json").exists()
+    assert w2.tokenizer().get_vocab() == tok.get_vocab()
+
+
+def test_truncated_cache_gives_a_clear_error(tmp_path):
+    w = load_world(TINY, tmp_path)
+    path = w.folder / "test.npz"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(OSError, match="split 'test'.*unreadable.*delete the folder"):
+        load_world(TINY, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"seed": 1.5}, TypeError, "seed must be an int, got float"),
+        ({"seed": True}, TypeError, "seed must be an int, got bool"),
+        ({"seed": -1}, ValueError, r"seed must be in \[0, 2\*\*32\)"),
+        ({"shapes": ("circle", "hexagon")}, ValueError, "unknown words \\['hexagon'\\]"),
+        ({"n_objects_probs": (0.5, 0.5, 0.5)}, ValueError, "summing to 1"),
+        ({"n_test": 0}, ValueError, "n_test must be at least 1"),
+    ],
+)
+def test_bad_world_config(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        WorldConfig(**kwargs)
+
+
+def test_unknown_split_and_preset():
+    with pytest.raises(ValueError, match="unknown split 'dev'"):
+        generate_split(TINY, "dev")
+    with pytest.raises(ValueError, match="unknown preset 'laptop'; expected one of"):
+        get_preset("laptop")
+    with pytest.raises(ValueError, match="unknown preset"):
+        load_world("laptop")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("", "empty caption"),
+        ("   ", "empty caption"),
+        ("a red hexagon", "expected a shape"),
+        ("a red circle in the middle", "expected top, bottom, left or right"),
+        ("three shapes: a red circle and a blue square", "says 3 objects but names 2"),
+        ("a red circle is above", "expected 'a' starting an object"),
+        ("a red circle, from left to right, a blue square", "end of the caption"),
+    ],
+)
+def test_unreadable_captions_raise(text, match):
+    with pytest.raises(CaptionParseError, match=match):
+        parse_caption(text)
+
+
+def test_caption_must_be_a_string():
+    with pytest.raises(TypeError, match="must be a string"):
+        parse_caption(None)  # type: ignore[arg-type]
+
+
+def test_relations_and_places_mean_what_they_say():
+    rng = np.random.default_rng(0)
+    scene = sample_scene(rng, image_size=64, grid=4, n_objects=2)
+    a, b = scene.objects  # sorted by (row, col): a is above or left of b
+    lhs = f"a {a.size} {a.colour} {a.shape}"
+    rhs = f"a {b.size} {b.colour} {b.shape}"
+    if a.row < b.row:
+        assert caption_is_true(f"{lhs} is above {rhs}", scene)
+        assert not caption_is_true(f"{lhs} is below {rhs}", scene)
+    if a.col < b.col:
+        assert caption_is_true(f"from left to right: {lhs} and {rhs}", scene)
+        assert not caption_is_true(f"from right to left: {lhs} and {rhs}", scene)
+    v = "top" if a.row < 2 else "bottom"
+    h = "left" if a.col < 2 else "right"
+    other_v = "bottom" if v == "top" else "top"
+    assert caption_is_true(f"{lhs} in the {v} {h} and {rhs}", scene)
+    assert not caption_is_true(f"{lhs} in the {other_v} {h} and {rhs}", scene)
+    # a caption naming fewer objects than the scene holds is not true of it
+    assert not caption_is_true(lhs, scene)
+    assert set(COLOURS) >= {a.colour, b.colour}
