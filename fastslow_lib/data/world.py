@@ -252,11 +252,12 @@ def default_cache_dir() -> Path:
     env = os.environ.get("FASTSLOW_DATA")
     if env:
         return Path(env)
-    here = Path.cwd().resolve()
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").exists() and (d / "fastslow_lib").is_dir():
-            return d / "data" / "cache"
-    return here / "data" / "cache"
+    from fastslow_lib.results import repo_root
+
+    try:
+        return repo_root() / "data" / "cache"
+    except FileNotFoundError:
+        return Path.cwd().resolve() / "data" / "cache"
 
 
 def _save_split(split: Split, folder: Path) -> None:
