@@ -253,3 +253,19 @@ def test_relations_and_places_mean_what_they_say():
     # a caption naming fewer objects than the scene holds is not true of it
     assert not caption_is_true(lhs, scene)
     assert set(COLOURS) >= {a.colour, b.colour}
+
+
+def test_swapped_objects_stay_inside_their_cells():
+    """A swap keeps every object inside its grid cell (no object cut by the image border)."""
+    rng = np.random.default_rng(5)
+    for kind, grid in (("normal", 4), ("fine", 8)):
+        for _ in range(40):
+            scene = sample_scene(rng, image_size=64, grid=grid, n_objects=4, kind=kind)
+            for attribute in ("position", "size"):
+                twin = swap_attribute(scene, 0, 3, attribute)
+                cell = 64 / grid
+                for o in twin.objects:
+                    assert o.col * cell - 0.01 <= o.x - o.radius, (attribute, o)
+                    assert o.x + o.radius <= (o.col + 1) * cell + 0.01, (attribute, o)
+                    assert o.row * cell - 0.01 <= o.y - o.radius, (attribute, o)
+                    assert o.y + o.radius <= (o.row + 1) * cell + 0.01, (attribute, o)

@@ -213,8 +213,9 @@ def swap_attribute(scene: Scene, i: int, j: int, attribute: str) -> Scene:
         objs[i] = _resize(a, b.size, scene)
         objs[j] = _resize(b, a.size, scene)
     elif attribute == "position":
-        objs[i] = replace(a, row=b.row, col=b.col, x=b.x, y=b.y)
-        objs[j] = replace(b, row=a.row, col=a.col, x=a.x, y=a.y)
+        # Each object keeps its own size; its new centre is pulled back inside its new cell.
+        objs[i] = _resize(replace(a, row=b.row, col=b.col, x=b.x, y=b.y), a.size, scene)
+        objs[j] = _resize(replace(b, row=a.row, col=a.col, x=a.x, y=a.y), b.size, scene)
     else:
         raise ValueError(f"unknown attribute {attribute!r}; expected colour, size or position")
     objs.sort(key=lambda o: (o.row, o.col))

@@ -35,7 +35,7 @@ from fastslow_lib.data.scene import COLOURS, SHAPES, Scene, sample_scene, swap_a
 from fastslow_lib.data.truth import truth_matrix
 
 #: Bump when generation changes, so old caches are not mistaken for new ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test", "small")
 PROBE_KINDS: tuple[str, ...] = ("colour", "position", "size")
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4}
