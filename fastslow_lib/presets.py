@@ -13,9 +13,11 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastslow_lib.data.world import WorldConfig
+from fastslow_lib.training import FastTrainConfig
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class Preset:
     name: str
     description: str
     world: WorldConfig
+    #: Training budget of the Fast dual encoder (notebook 01).
+    fast_train: FastTrainConfig = field(default_factory=FastTrainConfig)
+    #: Overrides of :class:`fastslow_lib.models.FastConfig` (sizes of the towers).
+    fast_model: dict[str, Any] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -32,6 +38,8 @@ PRESETS: dict[str, Preset] = {
         "tiny",
         "a few hundred images; unit tests in seconds",
         WorldConfig(n_train=300, n_val=60, n_test=60, n_small=60, probe_pairs_per_kind=10),
+        FastTrainConfig(epochs=2, batch_size=32, val_queries=60),
+        {"embed_dim": 32, "text_width": 32, "text_layers": 1, "text_heads": 2},
     ),
     "cpu": Preset(
         "cpu",
@@ -43,6 +51,10 @@ PRESETS: dict[str, Preset] = {
         "a five times larger training split for a GPU; the same 1k test protocol",
         WorldConfig(n_train=50_000, n_val=1_000, n_test=1_000, n_small=1_000,
                     probe_pairs_per_kind=300),
+        FastTrainConfig(epochs=20, batch_size=256),
+        {"vision_kwargs": {"layers": (2, 2, 2, 2), "channels": (32, 64, 128, 256),
+                           "stem_type": "deep", "stem_width": 32},
+         "text_width": 256, "text_layers": 4},
     ),
 }
 

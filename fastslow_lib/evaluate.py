@@ -1,0 +1,112 @@
+"""Evaluating retrieval models on the embedded world: score matrices, metrics, the probe.
+
+Any model is evaluated the same way: it produces a score matrix (queries x gallery) for the
+retrieval protocol, and scores of aligned (caption, image) pairs for the compositional probe.
+For the Fast dual encoder both come from embeddings computed once per image and once per caption.
+
+Taught in notebooks/01_fast.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from fastslow_lib.data.datasets import RetrievalProtocol, images_to_tensor
+from fastslow_lib.data.world import PROBE_KINDS, ProbeSet
+from fastslow_lib.metrics import (
+    consistent_at_1,
+    image_to_text_metrics,
+    pairwise_accuracy,
+    text_to_image_metrics,
+)
+from fastslow_lib.tokenizer import encode
+
+#: A function scoring aligned pairs: ``texts[i]`` against ``images[i]`` -> ``scores[i]``.
+PairScorer = Callable[[Sequence[str], np.ndarray], np.ndarray]
+
+
+@torch.no_grad()
+def embed_images(
+    model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """L2-normalised image embeddings ``(N, d)`` (on the CPU) of uint8 images ``(N, H, W, 3)``."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start : start + batch_size]).to(device)
+        out.append(model.encode_image(x).float().cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_texts(
+    model: torch.nn.Module, tokenizer, texts: Sequence[str], *, max_len: int,
+    batch_size: int = 512, device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """L2-normalised caption embeddings ``(N, d)`` (on the CPU)."""
+    model.eval()
+    out = []
+    for start in range(0, len(texts), batch_size):
+        batch = encode(tokenizer, list(texts[start : start + batch_size]), max_len=max_len)
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        out.append(model.encode_text(ids, mask).float().cpu())
+    return torch.cat(out)
+
+
+def fast_scores(
+    model: torch.nn.Module, tokenizer, protocol: RetrievalProtocol, *, max_len: int,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """The dual encoder's score matrix (queries x gallery): dot products of embeddings."""
+    img = embed_images(model, protocol.gallery, device=device)
+    txt = embed_texts(model, tokenizer, protocol.queries, max_len=max_len, device=device)
+    return (txt @ img.T).numpy()
+
+
+def retrieval_report(scores: np.ndarray, protocol: RetrievalProtocol) -> dict[str, float]:
+    """Text-to-image metrics (``R@1`` ...), ``consistent@1``, and image-to-text (``i2t_R@1`` ...).
+
+    Image-to-text is computed only when every gallery image has a query (the full protocol).
+    """
+    out = dict(text_to_image_metrics(scores, protocol.gt))
+    out["consistent@1"] = consistent_at_1(scores, protocol.truth)
+    if len(np.unique(protocol.gt)) == len(protocol.gallery):
+        out.update({f"i2t_{k}": v for k, v in image_to_text_metrics(scores, protocol.gt).items()})
+    return out
+
+
+def fast_pair_scorer(
+    model: torch.nn.Module, tokenizer, *, max_len: int, device: torch.device | str = "cpu"
+) -> PairScorer:
+    """A :data:`PairScorer` for a dual encoder: the dot product of each pair's embeddings."""
+
+    def score(texts: Sequence[str], images: np.ndarray) -> np.ndarray:
+        t = embed_texts(model, tokenizer, texts, max_len=max_len, device=device)
+        v = embed_images(model, images, device=device)
+        return (t * v).sum(dim=1).numpy()
+
+    return score
+
+
+def probe_accuracy(scorer: PairScorer, probe: ProbeSet) -> dict[str, float]:
+    """Pairwise accuracy (percent) on the compositional probe, overall and per kind.
+
+    Each pair gives two comparisons: caption a must score image a above image b, and caption b
+    image b above image a. Chance is 50.
+    """
+    s_aa = scorer(probe.caption_a, probe.images_a)
+    s_ab = scorer(probe.caption_a, probe.images_b)
+    s_bb = scorer(probe.caption_b, probe.images_b)
+    s_ba = scorer(probe.caption_b, probe.images_a)
+    pos, neg = np.concatenate([s_aa, s_bb]), np.concatenate([s_ab, s_ba])
+    kinds = np.array(probe.kinds * 2)
+    out = {"probe": pairwise_accuracy(pos, neg)}
+    for kind in PROBE_KINDS:
+        sel = kinds == kind
+        if sel.any():
+            out[f"probe_{kind}"] = pairwise_accuracy(pos[sel], neg[sel])
+    return out

@@ -1,0 +1,410 @@
+"""Tests for fastslow_lib.models.fast: config checks, towers, order sensitivity, dual encoder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from transformers import BertModel
+
+from fastslow_lib.models import (
+    DEFAULT_VISION_KWARGS,
+    MAX_LOGIT_SCALE,
+    DualEncoder,
+    FastConfig,
+    TextTower,
+    VisionTower,
+    bert_config,
+)
+from fastslow_lib.tokenizer import build_tokenizer, encode
+
+CAPTIONS = [
+    "a red circle to the left of a blue square",
+    "a blue circle to the left of a red square",
+    "a small green triangle above a large red circle",
+    "there is a blue square in the top right corner",
+]
+CAPTION, TWIN = CAPTIONS[0], CAPTIONS[1]  # the same words, colours swapped
+
+TINY_VISION = {"layers": (1, 1, 1, 1), "channels": (8, 16, 16, 32), "stem_type": "deep",
+               "stem_width": 8}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and 2 threads on a busy 2-core machine stall."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer(CAPTIONS)
+
+
+def tiny_config(tok, **overrides) -> FastConfig:
+    values = dict(vocab_size=len(tok), max_len=24, embed_dim=32, vision_kwargs=TINY_VISION,
+                  text_width=32, text_layers=2, text_heads=2, image_size=32)
+    values.update(overrides)
+    return FastConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def model(tok) -> DualEncoder:
+    torch.manual_seed(0)
+    return DualEncoder(tiny_config(tok)).eval()
+
+
+def images(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def text_emb(model: DualEncoder, tok, captions: list[str], max_len: int = 24) -> torch.Tensor:
+    batch = encode(tok, captions, max_len)
+    with torch.no_grad():
+        return model.encode_text(batch["input_ids"], batch["attention_mask"])
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_default_config_is_the_small_laptop_model():
+    config = FastConfig(vocab_size=50)
+    assert (config.embed_dim, config.max_len, config.image_size) == (256, 48, 64)
+    assert (config.text_width, config.text_layers, config.text_heads) == (128, 2, 4)
+    assert config.vision_backbone == "resnet18"
+    assert config.vision_kwargs == DEFAULT_VISION_KWARGS
+    assert config.vision_kwargs["channels"] == (16, 32, 64, 128)
+    assert config.init_temperature == 0.07
+    model = DualEncoder(config).eval()
+    assert 0.5e6 < model.num_parameters() < 1.5e6
+    assert model.vision.num_features == 128
+    with torch.no_grad():
+        assert model.encode_image(images(2, size=64)).shape == (2, 256)
+
+
+def test_config_round_trips_through_a_json_dict(tok):
+    config = tiny_config(tok)
+    data = config.to_dict()
+    assert data["vision_kwargs"]["channels"] == [8, 16, 16, 32]  # JSON-ready lists
+    assert FastConfig.from_dict(data) == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"vocab_size": 3}, ValueError, "vocab_size"),
+        ({"vocab_size": 50.0}, TypeError, "vocab_size"),
+        ({"text_width": 30, "text_heads": 4}, ValueError, "divisible"),
+        ({"dropout": 1.0}, ValueError, "dropout"),
+        ({"init_temperature": 0.001}, ValueError, "init_temperature"),
+        ({"vision_backbone": "resnet_nope"}, ValueError, "not a timm model"),
+        ({"vision_kwargs": {"num_classes": 10}}, ValueError, "num_classes"),
+        ({"vision_kwargs": {"act_layer": torch.nn.ReLU}}, TypeError, "JSON"),
+        ({"max_len": 2}, ValueError, "max_len"),
+    ],
+)
+def test_config_rejects_bad_values(overrides, error, message):
+    values = {"vocab_size": 50, **overrides}
+    with pytest.raises(error, match=message):
+        FastConfig(**values)
+
+
+def test_config_from_dict_rejects_unknown_and_missing_keys():
+    with pytest.raises(ValueError, match="unknown FastConfig keys.*text_depth"):
+        FastConfig.from_dict({"vocab_size": 50, "text_depth": 3})
+    with pytest.raises(ValueError, match="vocab_size"):
+        FastConfig.from_dict({"embed_dim": 8})
+
+
+def test_vision_kwargs_the_model_rejects_raise_a_clear_error(tok):
+    with pytest.raises(ValueError, match="rejected vision_kwargs"):
+        VisionTower(tiny_config(tok, vision_kwargs={"no_such_argument": 1}))
+
+
+# --------------------------------------------------------------------------- dual encoder
+
+
+def test_embeddings_have_the_right_shape_and_unit_norm(model, tok):
+    batch = encode(tok, CAPTIONS[:3], 24)
+    with torch.no_grad():
+        img, txt, scale = model(images(3), batch["input_ids"], batch["attention_mask"])
+    assert img.shape == txt.shape == (3, 32)
+    torch.testing.assert_close(img.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(txt.norm(dim=1), torch.ones(3))
+    assert scale.shape == ()
+    assert float(scale) == pytest.approx(1 / 0.07, rel=1e-5)
+    assert model.temperature == pytest.approx(0.07, rel=1e-5)
+
+
+def test_logit_scale_starts_at_log_1_over_t_and_is_clamped_at_100(tok):
+    model = DualEncoder(tiny_config(tok, init_temperature=0.5))
+    assert float(model.logit_scale.detach()) == pytest.approx(math.log(2.0))
+    with torch.no_grad():
+        model.logit_scale.fill_(10.0)
+    scale = model.scale()
+    scale.backward()
+    assert float(scale.detach()) == pytest.approx(100.0)
+    assert float(model.logit_scale.grad) == 0.0  # clamped: no push beyond 100
+    model.logit_scale.grad = None
+    assert MAX_LOGIT_SCALE == pytest.approx(math.log(100.0))
+    with torch.no_grad():
+        model.logit_scale.fill_(1.0)
+    scale = model.scale()
+    scale.backward()
+    assert float(scale.detach()) == pytest.approx(math.e)
+    assert float(model.logit_scale.grad) == pytest.approx(math.e)  # d exp(t) / dt
+
+
+def test_similarity_is_a_texts_by_images_dot_product(model):
+    img = torch.nn.functional.normalize(torch.randn(5, 32), dim=1)
+    txt = torch.nn.functional.normalize(torch.randn(3, 32), dim=1)
+    scores = model.similarity(img, txt)
+    assert scores.shape == (3, 5)
+    assert float(scores[2, 4]) == pytest.approx(float(txt[2] @ img[4]), abs=1e-6)
+    with pytest.raises(ValueError, match="same dimension"):
+        model.similarity(img, torch.randn(3, 16))
+    with pytest.raises(ValueError, match=r"\(N, d\)"):
+        model.similarity(img[0], txt)
+
+
+def test_forward_rejects_unequal_numbers_of_images_and_captions(model, tok):
+    batch = encode(tok, CAPTIONS[:2], 24)
+    with pytest.raises(ValueError, match="3 images and 2 captions"):
+        model(images(3), batch["input_ids"], batch["attention_mask"])
+
+
+def test_num_parameters_counts_every_parameter_once(tok):
+    model = DualEncoder(tiny_config(tok))
+    total = sum(p.numel() for p in model.parameters())
+    assert model.num_parameters() == total
+    for p in model.vision.parameters():
+        p.requires_grad_(False)
+    vision = sum(p.numel() for p in model.vision.parameters())
+    assert model.num_parameters(trainable_only=True) == total - vision
+
+
+def test_gradients_reach_both_towers_and_the_scale(tok):
+    from fastslow_lib.losses import info_nce
+
+    torch.manual_seed(0)
+    model = DualEncoder(tiny_config(tok)).train()
+    batch = encode(tok, CAPTIONS, 24)
+    info_nce(*model(images(4), batch["input_ids"], batch["attention_mask"])).backward()
+    for part in (model.vision.backbone, model.vision.proj, model.text.encoder, model.text.proj):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    assert model.logit_scale.grad is not None and float(model.logit_scale.grad) != 0.0
+
+
+# --------------------------------------------------------------------------- text tower
+
+
+def test_word_embeddings_start_at_std_0_02_like_transformers(model):
+    embeddings = model.text.encoder.embeddings
+    word_std = float(embeddings.word_embeddings.weight.detach().std())
+    position_std = float(embeddings.position_embeddings.weight.detach().std())
+    assert 0.01 <= word_std <= 0.03, word_std
+    assert 0.01 <= position_std <= 0.03, position_std
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+def twin_gap(model: DualEncoder, tok) -> float:
+    """1 - cosine between the embeddings of CAPTION and its colour-swapped TWIN."""
+    return 1.0 - cosine(*text_emb(model, tok, [CAPTION, TWIN]))
+
+
+def make_order_blind(model: DualEncoder) -> DualEncoder:
+    """The pitfall: nn.Embedding's default N(0, 1) word embeddings drown the positions (0.02)."""
+    with torch.no_grad():
+        model.text.encoder.embeddings.word_embeddings.weight.normal_(0.0, 1.0)
+    return model
+
+
+def train_to_tell_captions_apart(model: DualEncoder, tok, steps: int = 30) -> None:
+    """A few Adam steps of a contrastive loss that asks the text tower to tell 4 captions
+    (CAPTION and its TWIN among them) apart: a tower that can see word order learns it."""
+    batch = encode(tok, CAPTIONS, 24)
+    optimiser = torch.optim.Adam(model.text.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(steps):
+        emb = model.encode_text(batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.cross_entropy(10 * emb @ emb.T, torch.arange(len(CAPTIONS)))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    model.eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_colour_swapped_twin_gets_a_different_embedding_at_init(tok, seed):
+    """At init the tower is nearly linear in its inputs, so swapping two words only moves the
+    masked mean through LayerNorm's nonlinearity: 1 - cos is about 1e-4 with 0.02 word
+    embeddings, about 1e-6 for an order-blind tower (see the next tests)."""
+    torch.manual_seed(seed)
+    model = DualEncoder(tiny_config(tok, dropout=0.0)).eval()
+    assert twin_gap(model, tok) > 1e-5
+    assert twin_gap(make_order_blind(model), tok) < 1e-5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_text_tower_learns_word_order_in_a_few_steps(tok, seed):
+    torch.manual_seed(seed)
+    model = DualEncoder(tiny_config(tok, dropout=0.0))
+    train_to_tell_captions_apart(model, tok)
+    assert cosine(*text_emb(model, tok, [CAPTION, TWIN])) < 0.99  # 0.26-0.45 measured
+
+
+def test_order_blind_tower_cannot_learn_word_order(tok):
+    """The check can fail: with N(0, 1) word embeddings the same training leaves the twins
+    at cosine 1.000, as measured on the prototype (DESIGN.md, section 7)."""
+    torch.manual_seed(0)
+    model = make_order_blind(DualEncoder(tiny_config(tok, dropout=0.0)))
+    train_to_tell_captions_apart(model, tok)
+    assert cosine(*text_emb(model, tok, [CAPTION, TWIN])) > 0.999  # 0.9997-1.0 measured
+
+
+def test_permuting_words_changes_the_embedding(model, tok):
+    batch = encode(tok, [CAPTION], 24)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    n = int(mask.sum())
+    permuted = ids.clone()
+    permuted[0, 1 : n - 1] = ids[0, 1 : n - 1].flip(0)  # words reversed, BOS/EOS kept
+    assert not torch.equal(permuted, ids)
+    with torch.no_grad():
+        a = model.encode_text(ids, mask)[0]
+        b = model.encode_text(permuted, mask)[0]
+    assert cosine(a, b) < 0.999
+
+
+def test_padding_does_not_change_a_captions_embedding(model, tok):
+    short = text_emb(model, tok, [CAPTION], max_len=12)
+    long = text_emb(model, tok, [CAPTION], max_len=24)
+    in_batch = text_emb(model, tok, [CAPTIONS[2], CAPTION], max_len=20)[1]
+    torch.testing.assert_close(short[0], long[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(in_batch, long[0], atol=1e-5, rtol=0)
+
+
+def test_text_tower_rejects_ids_outside_the_vocabulary(model, tok):
+    batch = encode(tok, [CAPTION], 24)
+    ids = batch["input_ids"].clone()
+    ids[0, 1] = len(tok)
+    with pytest.raises(ValueError, match=rf"\[0, {len(tok)}\).*vocab_size"):
+        model.encode_text(ids, batch["attention_mask"])
+    ids[0, 1] = -1
+    with pytest.raises(ValueError, match="token ids"):
+        model.encode_text(ids, batch["attention_mask"])
+
+
+def test_text_tower_rejects_sequences_longer_than_max_len(model, tok):
+    batch = encode(tok, [CAPTION], 30)
+    with pytest.raises(ValueError, match="30 long.*max_len=24"):
+        model.encode_text(batch["input_ids"], batch["attention_mask"])
+
+
+def test_text_tower_rejects_malformed_masks_and_ids(model, tok):
+    batch = encode(tok, [CAPTION, TWIN], 24)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    with pytest.raises(TypeError, match="integer"):
+        model.encode_text(ids.float(), mask)
+    with pytest.raises(ValueError, match="same shape"):
+        model.encode_text(ids, mask[:, :20])
+    with pytest.raises(ValueError, match=r"\(B, L\)"):
+        model.encode_text(ids[0], mask[0])
+    with pytest.raises(ValueError, match="right-padded"):
+        model.encode_text(ids, mask.flip(1))
+    empty = mask.clone()
+    empty[1] = 0
+    with pytest.raises(ValueError, match="at least one real token"):
+        model.encode_text(ids, empty)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        model.encode_text(ids, mask * 2)
+
+
+def test_text_tower_from_a_local_pretrained_dir(tok, tmp_path: Path):
+    config = tiny_config(tok)
+    torch.manual_seed(0)
+    encoder = BertModel(bert_config(config))  # with a pooler, as published checkpoints have
+    encoder.save_pretrained(tmp_path / "bert")
+    tower = TextTower.from_pretrained_dir(tmp_path / "bert", config).eval()
+    batch = encode(tok, [CAPTION], 24)
+    with torch.no_grad():
+        expected = encoder.eval()(**batch).last_hidden_state
+        got = tower.encoder(**batch).last_hidden_state
+    torch.testing.assert_close(got, expected)
+    assert tower.encoder.pooler is None
+    assert tower(batch["input_ids"], batch["attention_mask"]).shape == (1, 32)
+    with pytest.raises(ValueError, match="vocab_size"):
+        TextTower.from_pretrained_dir(tmp_path / "bert", replace(config, vocab_size=99))
+
+
+def test_text_tower_pretrained_dir_missing_raises_file_not_found(tok, tmp_path: Path):
+    missing = tmp_path / "minilm"
+    with pytest.raises(FileNotFoundError, match="minilm.*does not exist"):
+        TextTower.from_pretrained_dir(missing, tiny_config(tok))
+    missing.mkdir()
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        DualEncoder(tiny_config(tok), text_pretrained_dir=missing)
+
+
+# --------------------------------------------------------------------------- vision tower
+
+
+def test_vision_tower_normalises_inside(tok):
+    tower = VisionTower(tiny_config(tok))
+    assert torch.allclose(tower.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    assert "mean" not in tower.state_dict()  # fixed constants, not weights
+
+
+@pytest.mark.parametrize(
+    ("batch", "error", "message"),
+    [
+        (torch.rand(2, 1, 32, 32), ValueError, "3 colour channels"),
+        (torch.rand(2, 32, 32, 3), ValueError, "channels-last"),
+        (torch.rand(3, 32, 32), ValueError, "unsqueeze"),
+        (torch.rand(2, 3, 64, 64), ValueError, "32x32"),
+        (torch.rand(2, 3, 32, 32) * 255, ValueError, "divide"),
+        ((torch.rand(2, 3, 32, 32) * 255).to(torch.uint8), TypeError, "float"),
+        (torch.full((2, 3, 32, 32), float("nan")), ValueError, "NaN"),
+        (torch.rand(0, 3, 32, 32), ValueError, "empty"),
+    ],
+)
+def test_vision_tower_rejects_bad_images(model, batch, error, message):
+    with pytest.raises(error, match=message):
+        model.encode_image(batch)
+
+
+def test_vision_tower_loads_local_pretrained_weights(tok, tmp_path: Path):
+    config = tiny_config(tok)
+    torch.manual_seed(0)
+    source = VisionTower(config).eval()
+    state = dict(source.backbone.state_dict())
+    state["fc.weight"] = torch.zeros(10, 32)  # a classifier head, as published weights have
+    save_file(state, str(tmp_path / "backbone.safetensors"))
+    torch.save(state, tmp_path / "backbone.pth")
+    for name in ("backbone.safetensors", "backbone.pth"):
+        torch.manual_seed(1)
+        tower = VisionTower(config, pretrained_path=tmp_path / name).eval()
+        for key, value in source.backbone.state_dict().items():
+            torch.testing.assert_close(tower.backbone.state_dict()[key], value)
+
+
+def test_vision_tower_pretrained_errors(tok, tmp_path: Path):
+    config = tiny_config(tok)
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors.*never downloads"):
+        VisionTower(config, pretrained_path=tmp_path / "nowhere.safetensors")
+    wrong = {"conv.weight": torch.zeros(1)}
+    save_file(wrong, str(tmp_path / "wrong.safetensors"))
+    with pytest.raises(ValueError, match="missing keys.*unexpected keys.*conv.weight"):
+        VisionTower(config, pretrained_path=tmp_path / "wrong.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="could not read.*broken.safetensors"):
+        VisionTower(config, pretrained_path=tmp_path / "broken.safetensors")
