@@ -243,6 +243,35 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def state_dict_problems(
+    expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], *, limit: int = 10
+) -> list[str]:
+    """What keeps ``given`` from loading into a module whose state dict is ``expected``.
+
+    One message each for missing keys, unexpected keys and shape mismatches (empty if none),
+    listing at most ``limit`` names.
+    """
+
+    def listing(names: list[str]) -> str:
+        more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+        return f"{sorted(names)[:limit]}{more}"
+
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    wrong = [
+        f"{key}: saved {tuple(given[key].shape)}, model {tuple(expected[key].shape)}"
+        for key in expected
+        if key in given and given[key].shape != expected[key].shape
+    ]
+    return [
+        f"{label} {listing(names)}"
+        for label, names in (
+            ("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)
+        )
+        if names
+    ]
+
+
 def load_state(model: nn.Module, path: str | Path) -> nn.Module:
     """Load the weights saved at ``path`` into ``model`` (in place) and return ``model``.
 
@@ -258,21 +287,7 @@ def load_state(model: nn.Module, path: str | Path) -> nn.Module:
     for alias, stored in aliases.items():
         if stored in tensors:
             tensors[alias] = tensors[stored]
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in tensors]
-    unexpected = [key for key in tensors if key not in expected]
-    wrong = [
-        f"{key}: saved {tuple(tensors[key].shape)}, model {tuple(expected[key].shape)}"
-        for key in expected
-        if key in tensors and tensors[key].shape != expected[key].shape
-    ]
-    problems = []
-    for label, names in (("missing keys", missing), ("unexpected keys", unexpected),
-                         ("shape mismatches", wrong)):
-        if names:
-            shown = sorted(names)[:20]
-            more = f" (+{len(names) - 20} more)" if len(names) > 20 else ""
-            problems.append(f"{label} {shown}{more}")
+    problems = state_dict_problems(model.state_dict(), tensors, limit=20)
     if problems:
         raise ValueError(
             f"checkpoint {str(weights)!r} does not fit {type(model).__name__}: "

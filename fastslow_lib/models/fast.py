@@ -249,13 +249,6 @@ def _read_state_dict(path: str | Path, what: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def _listing(names: list[str], limit: int = 10) -> str:
-    """``['a', 'b', ...] (+N more)`` for error messages."""
-    shown = sorted(names)[:limit]
-    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
-    return f"{shown}{more}"
-
-
 def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
     """Load a local state dict into a timm ``backbone`` (built with ``num_classes=0``).
 
@@ -273,21 +266,9 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
         for key, value in state.items()
         if not any(key == head or key.startswith(head + ".") for head in heads)
     }
-    own = backbone.state_dict()
-    missing = [key for key in own if key not in state]
-    unexpected = [key for key in state if key not in own]
-    wrong = [
-        f"{key}: file {tuple(state[key].shape)} vs model {tuple(own[key].shape)}"
-        for key in own
-        if key in state and state[key].shape != own[key].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_listing(unexpected)}")
-    if wrong:
-        problems.append(f"shape mismatches {_listing(wrong)}")
+    from fastslow_lib.checkpoint import state_dict_problems
+
+    problems = state_dict_problems(backbone.state_dict(), state)
     if problems:
         raise ValueError(
             f"pretrained backbone weights {str(path)!r} do not fit the backbone "
