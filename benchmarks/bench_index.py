@@ -263,8 +263,8 @@ def run_size(n: int, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def print_table(n: int, rows: dict[str, dict[str, Any]], k: int) -> None:
-    log(f"\nN = {n:,} (random unit vectors, not model embeddings), k = {k}")
+def print_table(n: int, rows: dict[str, dict[str, Any]], k: int, data: str) -> None:
+    log(f"\nN = {n:,} ({data} synthetic unit vectors, not model embeddings), k = {k}")
     head = (
         f"{'kind':<6} {'param':>12} {'build s':>8} {'B/vec':>7} {'mem/flat':>8} "
         f"{'ms/query':>9} {'speed-up':>8} {'batch q/s':>10} {f'R@{k}':>6} {f'1-R@{k}':>7}"
@@ -371,10 +371,10 @@ def main() -> None:
     for n in args.sizes:
         rows = run_size(n, args)
         results[str(n)] = rows
-        print_table(n, rows, args.k)
+        print_table(n, rows, args.k, args.data)
         goal = judge_goal(n, rows, args)
     for n in args.sizes:
-        print_table(n, results[str(n)], args.k)
+        print_table(n, results[str(n)], args.k, args.data)
     log("")
     judge_goal(args.sizes[-1], results[str(args.sizes[-1])], args)
 
