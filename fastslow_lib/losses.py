@@ -44,6 +44,17 @@ def _check_scale(logit_scale: object) -> torch.Tensor | float:
     return scale
 
 
+def check_embeddings(emb: object, name: str, shape: str = "(N, d)") -> torch.Tensor:
+    """``emb`` itself if it is a 2-D float tensor ``shape``; else an error naming ``name``."""
+    if not isinstance(emb, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(emb).__name__}")
+    if emb.dim() != 2:
+        raise ValueError(f"{name} must have shape {shape}, got {tuple(emb.shape)}")
+    if not emb.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a float tensor, got dtype {emb.dtype}")
+    return emb
+
+
 def info_nce(
     img_emb: torch.Tensor, txt_emb: torch.Tensor, logit_scale: torch.Tensor | float
 ) -> torch.Tensor:
@@ -62,13 +73,8 @@ def info_nce(
 
     Returns a 0-d tensor; gradients flow to both embeddings and to ``logit_scale``.
     """
-    for name, emb in (("img_emb", img_emb), ("txt_emb", txt_emb)):
-        if not isinstance(emb, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(emb).__name__}")
-        if emb.dim() != 2:
-            raise ValueError(f"{name} must have shape (B, d), got {tuple(emb.shape)}")
-        if not emb.dtype.is_floating_point:
-            raise TypeError(f"{name} must be a float tensor, got dtype {emb.dtype}")
+    check_embeddings(img_emb, "img_emb", "(B, d)")
+    check_embeddings(txt_emb, "txt_emb", "(B, d)")
     if img_emb.shape != txt_emb.shape:
         raise ValueError(
             f"img_emb {tuple(img_emb.shape)} and txt_emb {tuple(txt_emb.shape)} must have the "

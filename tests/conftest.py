@@ -18,3 +18,14 @@ def tmp_cache(tmp_path: Path) -> Path:
     cache = tmp_path / "cache"
     cache.mkdir()
     return cache
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny models (2 threads on a busy 2-core machine stall)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,6 +38,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 from transformers import AutoModel, BertConfig, BertModel, PreTrainedModel
 
+from fastslow_lib.losses import check_embeddings
 from fastslow_lib.tokenizer import PAD_ID, SPECIAL_TOKENS
 
 __all__ = [
@@ -533,16 +534,6 @@ class TextTower(nn.Module):
 # --------------------------------------------------------------------------- dual encoder
 
 
-def _check_embeddings(emb: object, name: str) -> torch.Tensor:
-    if not isinstance(emb, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(emb).__name__}")
-    if emb.dim() != 2:
-        raise ValueError(f"{name} must have shape (N, d), got {tuple(emb.shape)}")
-    if not emb.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a float tensor, got dtype {emb.dtype}")
-    return emb
-
-
 class DualEncoder(nn.Module):
     """The Fast model: vision and text towers into one L2-normalised space of size d.
 
@@ -615,8 +606,8 @@ class DualEncoder(nn.Module):
         Rows are caption queries and columns gallery images, the layout of
         ``fastslow_lib.metrics.text_to_image_metrics``.
         """
-        img_emb = _check_embeddings(img_emb, "img_emb")
-        txt_emb = _check_embeddings(txt_emb, "txt_emb")
+        img_emb = check_embeddings(img_emb, "img_emb")
+        txt_emb = check_embeddings(txt_emb, "txt_emb")
         if img_emb.shape[1] != txt_emb.shape[1]:
             raise ValueError(
                 f"img_emb and txt_emb must have the same dimension, got {img_emb.shape[1]} "
