@@ -110,3 +110,29 @@ def probe_accuracy(scorer: PairScorer, probe: ProbeSet) -> dict[str, float]:
         if sel.any():
             out[f"probe_{kind}"] = pairwise_accuracy(pos[sel], neg[sel])
     return out
+
+
+def twin_cosines(
+    model: torch.nn.Module, tokenizer, probe: ProbeSet, *, max_len: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Mean cosine between each probe item and its twin, for captions and for images, per kind.
+
+    Keys ``text_<kind>`` and ``image_<kind>`` for every probe kind, plus ``text_random`` and
+    ``image_random`` (consecutive, unrelated probe items) as the reference. A tower that cannot
+    tell twins apart puts them at 1.000; that is how an order-blind text tower shows itself.
+    """
+    ta = embed_texts(model, tokenizer, probe.caption_a, max_len=max_len, device=device)
+    tb = embed_texts(model, tokenizer, probe.caption_b, max_len=max_len, device=device)
+    ia = embed_images(model, probe.images_a, device=device)
+    ib = embed_images(model, probe.images_b, device=device)
+    kinds = np.array(probe.kinds)
+    out: dict[str, float] = {}
+    for kind in PROBE_KINDS:
+        sel = torch.from_numpy(kinds == kind)
+        if bool(sel.any()):
+            out[f"text_{kind}"] = float((ta[sel] * tb[sel]).sum(1).mean())
+            out[f"image_{kind}"] = float((ia[sel] * ib[sel]).sum(1).mean())
+    out["text_random"] = float((ta[:-1] * ta[1:]).sum(1).mean())
+    out["image_random"] = float((ia[:-1] * ia[1:]).sum(1).mean())
+    return out

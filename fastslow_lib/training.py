@@ -38,9 +38,9 @@ ExtraLoss = Callable[..., torch.Tensor]
 class FastTrainConfig:
     """The training budget and optimiser settings of the Fast model (stated in notebook 01)."""
 
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_frac: float = 0.05
     #: Validation queries scored against the whole validation gallery after each epoch.

@@ -125,8 +125,8 @@ def test_corrupt_metadata_raises_value_error(tmp_path: Path):
 
 def test_config_mismatch_lists_the_differing_keys(tmp_path: Path):
     path = save_checkpoint(DualEncoder(TINY), tmp_path / "f.safetensors", TINY)
-    wanted = TINY.to_dict() | {"embed_dim": 32, "dropout": 0.0}
-    with pytest.raises(ValueError, match=r"different config: dropout: saved 0\.1, wanted 0\.0; "
+    wanted = TINY.to_dict() | {"embed_dim": 32, "dropout": 0.1}
+    with pytest.raises(ValueError, match=r"different config: dropout: saved 0\.0, wanted 0\.1; "
                                          r"embed_dim: saved 16, wanted 32"):
         load_checkpoint(DualEncoder, path, expected_config=wanted)
     with pytest.raises(ValueError, match="embed_dim"):

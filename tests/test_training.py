@@ -14,6 +14,7 @@ from fastslow_lib.evaluate import (
     fast_scores,
     probe_accuracy,
     retrieval_report,
+    twin_cosines,
 )
 from fastslow_lib.models import DualEncoder, FastConfig
 from fastslow_lib.training import FastTrainConfig, cosine_schedule, get_fast_model, train_fast
@@ -108,6 +109,24 @@ def test_fast_pair_scorer_matches_the_score_matrix(world, tok):
     p = RetrievalProtocol.from_split(world.test)
     s = fast_scores(model, tok, p, max_len=48)
     np.testing.assert_allclose(pairs, s[np.arange(6), world.test.caption_image[:6]], atol=1e-5)
+
+
+def test_twin_cosines_are_mean_cosines_of_aligned_twins(world, tok):
+    model = model_for(tok)
+    probe = world.probe
+    cos = twin_cosines(model, tok, probe, max_len=48)
+    kinds = np.array(probe.kinds)
+    ta = embed_texts(model, tok, probe.caption_a, max_len=48)
+    tb = embed_texts(model, tok, probe.caption_b, max_len=48)
+    sel = kinds == "size"
+    want = float(np.mean([float(ta[i] @ tb[i]) for i in np.flatnonzero(sel)]))
+    assert cos["text_size"] == pytest.approx(want, abs=1e-5)
+    ia = embed_images(model, probe.images_a)
+    want_random = float(np.mean([float(ia[i] @ ia[i + 1]) for i in range(len(probe) - 1)]))
+    assert cos["image_random"] == pytest.approx(want_random, abs=1e-5)
+    keys = {f"{side}_{k}" for side in ("text", "image") for k in ("colour", "position", "size")}
+    assert keys <= set(cos)
+    assert all(-1.0 <= v <= 1.0 + 1e-6 for v in cos.values())
 
 
 @pytest.mark.parametrize(
