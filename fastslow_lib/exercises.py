@@ -4,7 +4,7 @@ Each ``check_*`` function runs a learner's answer on cases with known answers an
 short verdict (``"correct: ..."`` or ``"not yet: ..."``) instead of raising, so a notebook can
 show the verdict whatever the answer.
 
-Taught in notebooks/00_data.ipynb (exercise 1).
+Taught in notebooks/00_data.ipynb (exercise 1) and notebooks/01_fast.ipynb (exercise 1).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from fastslow_lib.metrics import ranks_of_gt
 
@@ -38,3 +40,47 @@ def check_ranks(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str:
                 f"yours gave {got.tolist()} (hint: a tie with the correct item must rank it lower)"
             )
     return f"correct: all {len(_RANK_CASES)} cases match, ties included"
+
+
+def _reference_info_nce_with_hard_negatives(
+    img: torch.Tensor, txt: torch.Tensor, hard_txt: torch.Tensor, scale: float
+) -> torch.Tensor:
+    """InfoNCE where image i also competes against one extra caption, ``hard_txt[i]``."""
+    logits = scale * img @ txt.T  # (B, B): image i against every caption of the batch
+    extra = scale * (img * hard_txt).sum(dim=1, keepdim=True)  # (B, 1): its hard negative
+    targets = torch.arange(img.shape[0])
+    image_to_text = F.cross_entropy(torch.cat([logits, extra], dim=1), targets)
+    text_to_image = F.cross_entropy(logits.T, targets)
+    return (image_to_text + text_to_image) / 2
+
+
+def check_info_nce_with_hard_negatives(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> str:
+    """Check ``fn(img, txt, hard_txt, scale)``: InfoNCE plus one hard negative caption per image.
+
+    Image i must pick caption i among the B batch captions *and* ``hard_txt[i]`` (e.g. the
+    caption of its binding-swapped twin); captions pick images as in plain InfoNCE.
+    Taught in notebooks/01_fast.ipynb (exercise 1).
+    """
+    gen = torch.Generator().manual_seed(0)
+    for batch, dim, scale in ((2, 3, 1.0), (5, 8, 14.3), (7, 4, 100.0)):
+        img = F.normalize(torch.randn(batch, dim, generator=gen), dim=1)
+        txt = F.normalize(torch.randn(batch, dim, generator=gen), dim=1)
+        hard = F.normalize(txt + 0.3 * torch.randn(batch, dim, generator=gen), dim=1)
+        want = _reference_info_nce_with_hard_negatives(img, txt, hard, scale)
+        try:
+            got = fn(img, txt, hard, scale)
+        except Exception as e:  # a learner's bug should become a verdict, not a traceback
+            return f"not yet: your function raised {type(e).__name__}: {e}"
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            return f"not yet: return a scalar tensor, got {got!r}"
+        if not torch.allclose(got.reshape(()).float(), want, atol=1e-5, rtol=1e-5):
+            plain = (F.cross_entropy(scale * img @ txt.T, torch.arange(batch))
+                     + F.cross_entropy(scale * txt @ img.T, torch.arange(batch))) / 2
+            hint = ("that is plain InfoNCE: add the hard negative's logit to each image's row"
+                    if torch.allclose(got.reshape(()).float(), plain, atol=1e-5) else
+                    "each image's row of logits gets one more column, scale * <img[i], hard[i]>")
+            return (f"not yet: batch {batch}, scale {scale}: expected {float(want):.5f}, got "
+                    f"{float(got):.5f} ({hint})")
+    return "correct: matches the reference on 3 batches (B = 2, 5, 7)"
