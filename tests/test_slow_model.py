@@ -1,0 +1,178 @@
+"""Tests for the Slow captioner (fastslow_lib.models.slow) and its batched scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fastslow_lib.models.slow import (
+    Attention,
+    SlowConfig,
+    SlowModel,
+    position_code_2d,
+    token_logprobs,
+)
+from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
+from fastslow_lib.tokenizer import build_tokenizer, encode
+
+CAPTIONS = [
+    "a red circle to the left of a blue square",
+    "a blue circle to the left of a red square",
+    "a small green triangle above a large red circle",
+    "there is a blue square in the top right corner",
+]
+TINY_VISION = {"layers": (1, 1, 1, 1), "channels": (8, 16, 16, 32), "stem_type": "deep",
+               "stem_width": 8}
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer(CAPTIONS)
+
+
+def tiny(tok, **over) -> SlowConfig:
+    values = dict(vocab_size=len(tok), max_len=16, width=32, heads=2, vision_kwargs=TINY_VISION)
+    values.update(over)
+    return SlowConfig(**values)
+
+
+def images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 64, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"layer_strides": (8, 16, 32)}, "coarse to fine"),
+        ({"layer_strides": (32, 4)}, "may only hold"),
+        ({"layer_strides": ()}, "at least one"),
+        ({"width": 30, "heads": 4}, "divisible by heads"),
+        ({"image_size": 48}, "multiple of 32"),
+    ],
+)
+def test_config_rejects_bad_values(tok, over, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(tok, **over)
+
+
+@pytest.mark.parametrize(
+    ("strides", "levels"),
+    [((32, 16, 8), (32, 16, 8)), ((32, 32, 32), (32,)), ((32, 16, 16), (32, 16))],
+)
+def test_levels_are_what_the_layers_need(tok, strides, levels):
+    assert tiny(tok, layer_strides=strides).levels == levels
+
+
+def test_pyramid_gives_one_token_per_cell_per_level(tok):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok))
+    x = torch.rand(3, 3, 64, 64)
+    tokens = model.vision(x)
+    assert {s: tuple(t.shape) for s, t in tokens.items()} == {
+        32: (3, 4, 32), 16: (3, 16, 32), 8: (3, 64, 32)
+    }
+    maps = model.vision.maps(x)
+    assert tuple(maps[8].shape) == (3, 32, 8, 8)
+
+
+def test_coarse_only_model_builds_only_the_top_level(tok):
+    model = SlowModel(tiny(tok, layer_strides=(32, 32)))
+    assert set(model.vision(torch.rand(1, 3, 64, 64))) == {32}
+
+
+def test_position_code_is_distinct_per_cell_and_shared_across_levels():
+    code = position_code_2d(4, 4, 16)
+    assert code.shape == (16, 16)
+    assert torch.cdist(code, code).add(torch.eye(16)).min() > 1e-3
+    # the stride-16 cell (1, 2) and the centre of its 2x2 block of stride-8 cells are close
+    fine = position_code_2d(8, 8, 16).view(8, 8, 16)[2:4, 4:6].mean(dim=(0, 1))
+    far = position_code_2d(8, 8, 16).view(8, 8, 16)[6, 0]
+    near = code.view(4, 4, 16)[1, 2]
+    assert (near - fine).norm() < (near - far).norm()
+
+
+def test_attention_matches_torch_multihead_attention():
+    torch.manual_seed(0)
+    ours = Attention(16, 4)
+    ref = torch.nn.MultiheadAttention(16, 4, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.q.weight, ours.kv.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q.bias, ours.kv.bias]))
+        ref.out_proj.weight.copy_(ours.out.weight)
+        ref.out_proj.bias.copy_(ours.out.bias)
+    x, mem = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    torch.testing.assert_close(ours(x, mem), ref(x, mem, mem, need_weights=False)[0])
+    causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+    torch.testing.assert_close(ours(x, causal=True),
+                               ref(x, x, x, attn_mask=causal, need_weights=False)[0])
+
+
+def test_decoder_is_causal(tok):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok)).eval()
+    visual = model.vision(torch.rand(1, 3, 64, 64))
+    ids = encode(tok, CAPTIONS[:1], 16)["input_ids"]
+    changed = ids.clone()
+    changed[0, 6] = ids[0, 7]
+    with torch.no_grad():
+        a = model.forward_decoder(ids, visual)
+        b = model.forward_decoder(changed, visual)
+    torch.testing.assert_close(a[:, :6], b[:, :6])
+    assert not torch.allclose(a[:, 6], b[:, 6])
+
+
+def test_token_logprobs_by_hand():
+    logits = torch.log(torch.tensor([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [1 / 3, 1 / 3, 1 / 3]]]))
+    ids = torch.tensor([[0, 1, 1, 2]])
+    mask = torch.tensor([[1, 1, 1, 0]])  # the last target is padding
+    want = np.log(0.25) + np.log(0.8)
+    assert float(token_logprobs(logits, ids, mask)[0]) == pytest.approx(want, abs=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_batched_scores_equal_per_pair_scores(tok, bidirectional):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok, bidirectional=bidirectional)).eval()
+    imgs = images(5)
+    matrix = slow_scores(model, tok, CAPTIONS, imgs, max_len=16, text_block=3, image_block=2)
+    assert matrix.shape == (4, 5)
+    for t in range(4):
+        row = slow_pair_scores(model, tok, [CAPTIONS[t]] * 5, imgs, max_len=16)
+        np.testing.assert_allclose(matrix[t], row, rtol=1e-5, atol=1e-4)
+
+
+def test_score_is_forward_plus_backward_log_likelihood(tok):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok)).eval()
+    img = images(1)
+    x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        visual = model.vision(x)
+        total = 0.0
+        for reverse, dec in ((False, model.forward_decoder), (True, model.backward_decoder)):
+            b = encode(tok, CAPTIONS[:1], 16, reverse=reverse)
+            ids, mask = b["input_ids"], b["attention_mask"]
+            logp = torch.log_softmax(dec(ids[:, :-1], visual), -1)[0]
+            n = int(mask.sum())
+            total += sum(float(logp[i, ids[0, i + 1]]) for i in range(n - 1))
+    got = slow_pair_scores(model, tok, CAPTIONS[:1], img, max_len=16)[0]
+    assert got == pytest.approx(total, rel=1e-5)
+
+
+def test_training_steps_lower_the_loss(tok):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok))
+    x = torch.rand(4, 3, 64, 64)
+    fwd, bwd = encode(tok, CAPTIONS, 16), encode(tok, CAPTIONS, 16, reverse=True)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = model(x, fwd, bwd)["loss"]
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.5 * first
