@@ -132,7 +132,8 @@ def position_code_2d(height: int, width: int, dim: int) -> torch.Tensor:
     """Fixed 2D sinusoidal code ``(height * width, dim)`` of cell centres in image coordinates.
 
     Coordinates are the cell centres in [0, 1] (so a stride-32 cell and the stride-8 cells inside
-    it get nearby codes); ``dim / 4`` frequencies each for sin and cos of y and of x.
+    it get nearby codes); ``dim / 4`` geometric frequencies from pi to 32 pi, each for sin and
+    cos of y and of x.
     """
     if dim % 4:
         raise ValueError(f"dim must be divisible by 4, got {dim}")
@@ -140,7 +141,9 @@ def position_code_2d(height: int, width: int, dim: int) -> torch.Tensor:
     xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width
     yy, xx = torch.meshgrid(ys, xs, indexing="ij")
     n = dim // 4
-    freqs = math.pi * (2.0 ** torch.arange(n, dtype=torch.float32))
+    # Geometric frequencies from pi (one half-wave across the image) to 32 pi (finer than the
+    # 8x8 stride-8 grid): every code is smooth in image coordinates, whatever the level.
+    freqs = math.pi * 2.0 ** torch.linspace(0.0, 5.0, n)
     parts = []
     for coord in (yy.reshape(-1), xx.reshape(-1)):
         angles = coord[:, None] * freqs[None, :]
