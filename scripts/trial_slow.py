@@ -79,8 +79,8 @@ def main() -> None:
                              max_len=48)
         seconds = time.perf_counter() - t0
         metrics = text_to_image_metrics(scores, protocol.gt[q])
-        print(f"{split}: {args.queries} queries x {len(protocol.gallery)} images in {seconds:.0f} s "
-              f"({scores.size / seconds:.0f} pairs/s):",
+        print(f"{split}: {args.queries} queries x {len(protocol.gallery)} images in "
+              f"{seconds:.0f} s ({scores.size / seconds:.0f} pairs/s):",
               {k: round(v, 1) for k, v in metrics.items()}, flush=True)
         if split == "test":
             probe = probe_accuracy(
