@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from shared import CAPTIONS, TINY_VISION
 from transformers import BertModel, ModernBertModel
 
 from fastslow_lib.models import (
@@ -23,17 +24,7 @@ from fastslow_lib.models import (
 )
 from fastslow_lib.tokenizer import build_tokenizer, encode
 
-CAPTIONS = [
-    "a red circle to the left of a blue square",
-    "a blue circle to the left of a red square",
-    "a small green triangle above a large red circle",
-    "there is a blue square in the top right corner",
-]
 CAPTION, TWIN = CAPTIONS[0], CAPTIONS[1]  # the same words, colours swapped
-
-TINY_VISION = {"layers": (1, 1, 1, 1), "channels": (8, 16, 16, 32), "stem_type": "deep",
-               "stem_width": 8}
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

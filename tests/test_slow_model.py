@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from shared import CAPTIONS, TINY_VISION
 
 from fastslow_lib.models.slow import (
     Attention,
@@ -15,15 +16,6 @@ from fastslow_lib.models.slow import (
 )
 from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
 from fastslow_lib.tokenizer import build_tokenizer, encode
-
-CAPTIONS = [
-    "a red circle to the left of a blue square",
-    "a blue circle to the left of a red square",
-    "a small green triangle above a large red circle",
-    "there is a blue square in the top right corner",
-]
-TINY_VISION = {"layers": (1, 1, 1, 1), "channels": (8, 16, 16, 32), "stem_type": "deep",
-               "stem_width": 8}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
