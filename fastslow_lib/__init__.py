@@ -6,7 +6,10 @@ Retrieval with Transformers" (CVPR 2021). Each module names the notebook that te
 * ``fastslow_lib.data`` (the embedded world), ``tokenizer``, ``metrics``, ``presets``, ``seed``,
   ``device``, ``progress``, ``results``, ``exercises``: notebooks/00_data.ipynb;
 * ``models`` (the Fast dual encoder), ``losses`` (InfoNCE), ``training``, ``evaluate``,
-  ``checkpoint``, ``index`` (FAISS, with an exact torch fallback): notebooks/01_fast.ipynb.
+  ``checkpoint``, ``index`` (FAISS, with an exact torch fallback): notebooks/01_fast.ipynb;
+* ``models.slow`` (the Slow captioner: pyramid, cross-attention decoders, ITM head),
+  ``slow_training``, ``slow_scoring`` (batched scoring), ``matching`` (ITM with hard negatives),
+  ``grounding`` (per-word attention maps): notebooks/02_slow.ipynb.
 """
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ Each ``check_*`` function runs a learner's answer on cases with known answers an
 short verdict (``"correct: ..."`` or ``"not yet: ..."``) instead of raising, so a notebook can
 show the verdict whatever the answer.
 
-Taught in notebooks/00_data.ipynb (exercise 1) and notebooks/01_fast.ipynb (exercise 1).
+Taught in notebooks/00_data.ipynb, 01_fast.ipynb and 02_slow.ipynb (exercise 1 of each).
 """
 
 from __future__ import annotations
@@ -84,3 +84,45 @@ def check_info_nce_with_hard_negatives(
             return (f"not yet: batch {batch}, scale {scale}: expected {float(want):.5f}, got "
                     f"{float(got):.5f} ({hint})")
     return "correct: matches the reference on 3 batches (B = 2, 5, 7)"
+
+
+def check_caption_logprob(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> str:
+    """Check ``fn(logits, ids, mask) -> (B,)``: each caption's summed next-token log-probability.
+
+    ``ids``/``mask`` are full sequences ``[BOS] w1 .. wn [EOS] [PAD]..``; ``logits`` were
+    computed on ``ids[:, :-1]``, so ``logits[:, i]`` predicts ``ids[:, i + 1]``; only real
+    target tokens count. Taught in notebooks/02_slow.ipynb (exercise 1).
+    """
+    from fastslow_lib.models.slow import token_logprobs
+
+    gen = torch.Generator().manual_seed(0)
+    for batch, length, vocab in ((1, 4, 5), (3, 7, 11), (4, 9, 6)):
+        ids = torch.randint(6, vocab + 6, (batch, length), generator=gen) % vocab
+        lengths = torch.randint(3, length + 1, (batch,), generator=gen)
+        lengths[0] = length
+        mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
+        ids = ids * mask
+        logits = torch.randn(batch, length - 1, vocab, generator=gen) * 3
+        want = token_logprobs(logits, ids, mask)
+        try:
+            got = fn(logits, ids, mask)
+        except Exception as e:  # a learner's bug should become a verdict, not a traceback
+            return f"not yet: your function raised {type(e).__name__}: {e}"
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            return f"not yet: return a tensor of shape {tuple(want.shape)}, got {got!r}"
+        if not torch.allclose(got.float(), want, atol=1e-4, rtol=1e-5):
+            logp = torch.log_softmax(logits, dim=-1)
+            unshifted = logp.gather(-1, ids[:, :-1, None]).squeeze(-1)
+            if torch.allclose(got.float(), (unshifted * mask[:, :-1]).sum(1), atol=1e-4):
+                hint = "logits[:, i] predicts ids[:, i + 1]: shift the targets by one"
+            elif torch.allclose(got.float(),
+                                logp.gather(-1, ids[:, 1:, None]).squeeze(-1).sum(1), atol=1e-4):
+                hint = "padding positions are counted: multiply by mask[:, 1:]"
+            else:
+                hint = "take log_softmax over the vocabulary, pick each target's entry, sum"
+            return (f"not yet: batch {batch}, length {length}: expected "
+                    f"{[round(float(v), 4) for v in want]}, got "
+                    f"{[round(float(v), 4) for v in got]} ({hint})")
+    return "correct: matches the reference on 3 batches, padding included"

@@ -79,3 +79,22 @@ def test_query_subset_is_stated_and_repeatable(world):
         p.query_subset(301)
     with pytest.raises(ValueError, match="out of range"):
         p.restrict(np.array([0, 300]))
+
+
+def test_sub_gallery_keeps_queries_with_their_images(tmp_cache):
+    from fastslow_lib.data import RetrievalProtocol, load_world
+
+    world = load_world("tiny", tmp_cache)
+    full = RetrievalProtocol.from_split(world.test)
+    sub = full.sub_gallery(20, 30, seed=1)
+    assert sub.gallery.shape[0] == 20 and len(sub.queries) == 30
+    assert sub.truth.shape == (30, 20) and sub.truth[np.arange(30), sub.gt].all()
+    for q, text in enumerate(sub.queries):
+        i = full.queries.index(text)
+        np.testing.assert_array_equal(sub.gallery[sub.gt[q]], full.gallery[full.gt[i]])
+    again = full.sub_gallery(20, 30, seed=1)
+    assert again.queries == sub.queries
+    with pytest.raises(ValueError, match="n_queries"):
+        full.sub_gallery(2, 50)
+    with pytest.raises(ValueError, match="n_images"):
+        full.sub_gallery(0, 5)

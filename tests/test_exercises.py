@@ -44,3 +44,23 @@ def test_an_exception_becomes_a_verdict():
         "not yet: your function raised RuntimeError: oops"
     )
     assert check_info_nce_with_hard_negatives(lambda *a: 1.0).startswith("not yet: return")
+
+
+def test_caption_logprob_checker_accepts_the_right_answer_and_hints_the_usual_slips():
+    from fastslow_lib.exercises import check_caption_logprob
+
+    def right(logits, ids, mask):
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        return (logp * mask[:, 1:]).sum(1)
+
+    def unshifted(logits, ids, mask):
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, :-1, None]).squeeze(-1)
+        return (logp * mask[:, :-1]).sum(1)
+
+    def unmasked(logits, ids, mask):
+        return torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1).sum(1)
+
+    assert check_caption_logprob(right).startswith("correct")
+    assert "shift" in check_caption_logprob(unshifted)
+    assert "padding" in check_caption_logprob(unmasked)
+    assert "raised" in check_caption_logprob(lambda *a: 1 / 0)

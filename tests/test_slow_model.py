@@ -168,3 +168,21 @@ def test_training_steps_lower_the_loss(tok):
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.5 * first
+
+
+def test_grouped_cross_attention_equals_copying_the_memory():
+    """Captions grouped per image read the image's keys/values once; same result as copies."""
+    torch.manual_seed(0)
+    attn = Attention(16, 4).eval()
+    memory = torch.randn(3, 7, 16)           # 3 images
+    x = torch.randn(3 * 5, 4, 16)            # 5 captions per image, image-major
+    copied = memory.repeat_interleave(5, dim=0)
+    with torch.no_grad():
+        want = attn(x, copied)
+        torch.testing.assert_close(attn(x, memory, group=5), want, rtol=1e-5, atol=1e-5)
+        kv = attn.keys_values(memory)
+        torch.testing.assert_close(attn(x, kv=kv, group=5), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="group"):
+        attn(x, memory, group=4)
+    with pytest.raises(ValueError, match="group"):
+        attn(x, causal=True, group=5)

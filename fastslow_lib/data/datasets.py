@@ -128,3 +128,26 @@ class RetrievalProtocol:
         return RetrievalProtocol(
             self.name, self.gallery, [self.queries[i] for i in idx], self.gt[idx], self.truth[idx]
         )
+
+    def sub_gallery(self, n_images: int, n_queries: int, seed: int = 0) -> RetrievalProtocol:
+        """A smaller protocol: ``n_images`` gallery images and ``n_queries`` of their captions.
+
+        Both drawn without replacement (the same for a given seed); ground truth and truth
+        re-indexed to the smaller gallery. Notebook 02 uses it for its ablation models: 200
+        queries against 100 images is a tenth of the pairs of the full 1k gallery.
+        """
+        if not 1 <= n_images <= len(self.gallery):
+            raise ValueError(f"n_images must be between 1 and {len(self.gallery)}, got {n_images}")
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
+        images = np.sort(rng.choice(len(self.gallery), size=n_images, replace=False))
+        candidates = np.flatnonzero(np.isin(self.gt, images))
+        if not 1 <= n_queries <= len(candidates):
+            raise ValueError(f"n_queries must be between 1 and {len(candidates)} (the captions "
+                             f"of {n_images} images), got {n_queries}")
+        queries = np.sort(rng.choice(candidates, size=n_queries, replace=False))
+        new_index = np.full(len(self.gallery), -1, dtype=np.int64)
+        new_index[images] = np.arange(n_images)
+        return RetrievalProtocol(
+            self.name, self.gallery[images], [self.queries[q] for q in queries],
+            new_index[self.gt[queries]], self.truth[np.ix_(queries, images)],
+        )

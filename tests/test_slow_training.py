@@ -1,0 +1,256 @@
+"""Slow training loop, ITM (hard negatives, matching model), grounding, scoring options and
+bad input, on the tiny world (seconds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from shared import TINY_VISION
+
+from fastslow_lib.checkpoint import checkpoint_exists
+from fastslow_lib.data import load_world
+from fastslow_lib.data.captions import is_true, tokenize_caption
+from fastslow_lib.grounding import upsample_map, word_heatmaps
+from fastslow_lib.matching import get_matching_model, itm_step, mine_hard_negatives
+from fastslow_lib.models import DualEncoder, FastConfig
+from fastslow_lib.models.slow import MatchingModel, SlowConfig, SlowModel
+from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
+from fastslow_lib.slow_training import (
+    SlowTrainConfig,
+    get_slow_model,
+    shuffled_batches,
+    slow_batch,
+    train_slow,
+)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SMALL = {"width": 32, "heads": 2, "vision_kwargs": TINY_VISION}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return load_world("tiny", tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module")
+def tok(world):
+    return world.tokenizer()
+
+
+def slow(tok, cls=SlowModel, **over) -> torch.nn.Module:
+    torch.manual_seed(0)
+    values = dict(vocab_size=len(tok), **SMALL)
+    values.update(over)
+    return cls(SlowConfig(**values))
+
+
+# ------------------------------------------------------------------ batches, length chunks
+
+
+def test_shuffled_batches_cover_each_index_once():
+    batches = shuffled_batches(250, 100, np.random.default_rng(1))
+    flat = np.concatenate(batches)
+    assert len(batches) == 2 and len(np.unique(flat)) == 200
+    assert not np.array_equal(flat, np.sort(flat))
+
+
+def test_length_chunks_give_the_same_loss_and_gradients(world, tok):
+    model = slow(tok)
+    caps = list(world.train.captions[:12])
+    b = slow_batch(tok, caps, world.train.images[world.train.caption_image[:12]], 48)
+    model.eval()  # BatchNorm in eval mode: the comparison is about the decoders only
+    out = {}
+    for chunks in (1, 3, 12):
+        model.zero_grad()
+        loss = model(b["image"], b["fwd"], b["bwd"], length_chunks=chunks)
+        loss["loss"].backward()
+        out[chunks] = (loss, model.forward_decoder.embed.weight.grad.clone())
+    for chunks in (3, 12):
+        for key in ("forward", "backward", "loss"):
+            torch.testing.assert_close(out[chunks][0][key], out[1][0][key], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(out[chunks][1], out[1][1], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="length_chunks"):
+        model(b["image"], b["fwd"], b["bwd"], length_chunks=0)
+
+
+def test_slow_batch_trims_padding_in_both_directions(world, tok):
+    caps = ["a red circle", "a big blue square on the left"]
+    b = slow_batch(tok, caps, world.train.images[:2], 48)
+    assert b["image"].shape == (2, 3, 64, 64)
+    assert b["fwd"]["input_ids"].shape == b["bwd"]["input_ids"].shape
+    assert b["fwd"]["attention_mask"][:, -1].any()  # no column is padding only
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_train_slow_lowers_the_loss(world, tok):
+    model = slow(tok)
+    h = train_slow(model, world, tok, SlowTrainConfig(epochs=3, batch_size=32, lr=3e-3))
+    per_epoch = len(world.train) // 32
+    assert h["steps"] == 3 * per_epoch == len(h["loss"]) and len(h["epoch_loss"]) == 3
+    assert h["epoch_loss"][-1] < h["epoch_loss"][0] - 0.5, h["epoch_loss"]
+    assert not model.training
+
+
+def test_get_slow_model_trains_once_then_loads(world, tok, tmp_path):
+    cfg = SlowTrainConfig(epochs=1, batch_size=32)
+    path = tmp_path / "slow.safetensors"
+    m1, h1, loaded1 = get_slow_model(world, tok, SMALL, cfg, path)
+    assert not loaded1 and checkpoint_exists(path)
+    m2, h2, loaded2 = get_slow_model(world, tok, SMALL, cfg, path)
+    assert loaded2 and h2["loss"] == h1["loss"]
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_train_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="epochs"):
+        SlowTrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="lr"):
+        SlowTrainConfig(lr=0.0)
+    with pytest.raises(ValueError, match="length_chunks"):
+        SlowTrainConfig(length_chunks=0)
+
+
+# ------------------------------------------------------------------ ITM
+
+
+@pytest.fixture(scope="module")
+def fast(tok):
+    torch.manual_seed(0)
+    return DualEncoder(FastConfig(vocab_size=len(tok), max_len=48, embed_dim=32, text_width=32,
+                                  text_layers=1, text_heads=2)).eval()
+
+
+def test_hard_negatives_are_never_the_own_image_nor_true(world, tok, fast):
+    split = world.train
+    neg = mine_hard_negatives(fast, tok, split, k=4, pool=16)
+    assert neg.shape == (len(split.captions), 4)
+    assert not (neg == split.caption_image[:, None]).any()
+    for c in range(0, len(split.captions), 37):
+        for g in neg[c]:
+            assert not is_true(split.forms[c], split.scenes[int(g)])
+    with pytest.raises(ValueError, match="pool"):
+        mine_hard_negatives(fast, tok, split, k=8, pool=4)
+
+
+def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_path):
+    neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
+    cfg = SlowTrainConfig(epochs=4, batch_size=32, lr=3e-3)
+    model, h, loaded = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm.safetensors", neg)
+    assert isinstance(model, MatchingModel) and not loaded
+    assert h["epoch_loss"][-1] < h["epoch_loss"][0], h["epoch_loss"]
+    assert h["epoch_loss"][0] == pytest.approx(np.log(2), abs=0.15)  # starts at chance
+    with pytest.raises(ValueError, match="one per training caption"):
+        get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm2.safetensors", neg[:5])
+
+
+def test_itm_step_adds_one_negative_per_caption(world, tok):
+    neg = np.tile(np.arange(4), (len(world.train.captions), 1))
+    model = slow(tok, MatchingModel)
+    batch = slow_batch(tok, world.train.captions[:6], world.train.images[:6], 48)
+    loss = itm_step(neg, world.train)(model, batch, np.arange(6))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_matching_scores_batched_equal_per_pair(world, tok):
+    model = slow(tok, MatchingModel).eval()
+    texts, imgs = world.test.captions[:5], world.test.images[:4]
+    matrix = slow_scores(model, tok, texts, imgs, max_len=48, text_block=2, image_block=3)
+    for t in range(5):
+        pairs = slow_pair_scores(model, tok, [texts[t]] * 4, imgs, max_len=48)
+        np.testing.assert_allclose(matrix[t], pairs, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ scoring options, errors
+
+
+def test_forward_only_scores_are_the_forward_half(world, tok):
+    model = slow(tok).eval()
+    texts, imgs = world.test.captions[:3], world.test.images[:3]
+    both = slow_scores(model, tok, texts, imgs, max_len=48)
+    fwd = slow_scores(model, tok, texts, imgs, max_len=48, directions=("forward",))
+    bwd = slow_scores(model, tok, texts, imgs, max_len=48, directions="backward")
+    np.testing.assert_allclose(both, fwd + bwd, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="directions"):
+        slow_scores(model, tok, texts, imgs, max_len=48, directions=("sideways",))
+
+
+def test_length_sorted_blocks_keep_each_score_in_its_row(world, tok):
+    model = slow(tok).eval()
+    texts = ["a red circle", world.test.captions[0], "a blue square", world.test.captions[1]]
+    imgs = world.test.images[:2]
+    matrix = slow_scores(model, tok, texts, imgs, max_len=48, text_block=1)
+    for t, text in enumerate(texts):
+        np.testing.assert_allclose(
+            matrix[t], slow_pair_scores(model, tok, [text] * 2, imgs, max_len=48),
+            rtol=1e-4, atol=1e-3)
+
+
+def test_bad_input_gets_clear_errors(world, tok):
+    model = slow(tok, max_len=12).eval()
+    imgs = world.test.images[:2]
+    long = " ".join(["a red circle"] * 10)
+    with pytest.raises(ValueError, match="more than max_len=12"):
+        slow_scores(model, tok, [long], imgs, max_len=12)
+    with pytest.raises(ValueError, match="empty"):
+        slow_scores(model, tok, ["  "], imgs, max_len=12)
+    with pytest.raises(ValueError, match=r"\(N, 64, 64, 3\)"):
+        slow_scores(model, tok, ["a red circle"], imgs[:, :32, :32], max_len=12)
+    with pytest.raises(ValueError, match=r"\(N, 64, 64, 3\)"):
+        slow_scores(model, tok, ["a red circle"], imgs[..., :1], max_len=12)
+    with pytest.raises(ValueError, match="pairs must align"):
+        slow_pair_scores(model, tok, ["a red circle"], imgs, max_len=12)
+    ids = torch.ones(1, 13, dtype=torch.long)
+    with pytest.raises(ValueError, match="longer than the decoder's max_len"):
+        model.forward_decoder(ids, model.vision(torch.zeros(1, 3, 64, 64)))
+
+
+# ------------------------------------------------------------------ grounding
+
+
+def test_word_heatmaps_are_distributions_over_the_finest_level(world, tok):
+    model = slow(tok).eval()
+    caption = world.test.captions[0]
+    words, maps = word_heatmaps(model, tok, caption, world.test.images[0])
+    assert words == tokenize_caption(caption)
+    assert maps.shape == (len(words), 8, 8)
+    np.testing.assert_allclose(maps.sum(axis=(1, 2)), 1.0, rtol=1e-5)
+    _, coarse = word_heatmaps(model, tok, caption, world.test.images[0], layer=0)
+    assert coarse.shape == (len(words), 2, 2)
+    assert upsample_map(maps[0], 64).shape == (64, 64)
+    with pytest.raises(ValueError, match="image must have shape"):
+        word_heatmaps(model, tok, caption, world.test.images[0][:32])
+    with pytest.raises(ValueError, match="layer"):
+        word_heatmaps(model, tok, caption, world.test.images[0], layer=5)
+
+
+def test_cross_attention_weights_match_the_layer_output(world, tok):
+    """The weights the heatmaps show are the ones the layer uses: weights @ V == attention."""
+    model = slow(tok).eval()
+    layer = model.forward_decoder.layers[-1]
+    visual = model.vision(torch.rand(2, 3, 64, 64))[layer.stride]
+    x = torch.randn(2, 5, 32)
+    w = layer.cross_attn.weights(x, visual)
+    _, v = layer.cross_attn.keys_values(visual)
+    mixed = (w @ v).transpose(1, 2).reshape(2, 5, 32)
+    torch.testing.assert_close(layer.cross_attn.out(mixed), layer.cross_attn(x, visual),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_named_object_attention_is_measured_against_the_uniform_share(world, tok):
+    from fastslow_lib.grounding import _box_mask, _named_objects, named_object_attention
+
+    model = slow(tok).eval()
+    out = named_object_attention(model, tok, world.test, n_captions=20)
+    assert out["words"] > 5 and 0 < out["uniform"] < 1 and 0 <= out["mass"] <= 1
+    scene = world.test.scenes[0]
+    obj = scene.objects[0]
+    words = ["a", obj.colour, obj.shape]
+    same = [o for o in scene.objects if (o.shape, o.colour) == (obj.shape, obj.colour)]
+    assert _named_objects(words, scene) == ([(2, obj)] if len(same) == 1 else [])
+    box = _box_mask(obj, 8, 64)
+    assert box[int(obj.y // 8), int(obj.x // 8)]  # the centre's cell is in the box
+    assert box.sum() < 64
