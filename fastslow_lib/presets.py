@@ -32,14 +32,10 @@ class Preset:
     fast_train: FastTrainConfig = field(default_factory=FastTrainConfig)
     #: Overrides of :class:`fastslow_lib.models.FastConfig` (sizes of the towers).
     fast_model: dict[str, Any] = field(default_factory=dict)
-    #: Training budget of the Slow captioner (notebook 02): Fast's number of steps by default.
+    #: Training budget of the Slow captioner (notebook 02): Fast's epochs and pairs by default.
     slow_train: SlowTrainConfig = field(default_factory=SlowTrainConfig)
     #: Overrides of :class:`fastslow_lib.models.slow.SlowConfig`.
     slow_model: dict[str, Any] = field(default_factory=dict)
-    #: The smaller budget of the ablation models of notebook 02 (stated there).
-    slow_ablation_train: SlowTrainConfig = field(
-        default_factory=lambda: SlowTrainConfig(epochs=2)
-    )
     #: Test queries Slow scores against the whole test gallery (the same subset for all models).
     slow_queries: int = 200
 
@@ -53,7 +49,6 @@ PRESETS: dict[str, Preset] = {
         {"embed_dim": 32, "text_width": 32, "text_layers": 1, "text_heads": 2},
         SlowTrainConfig(epochs=2, batch_size=32),
         {"width": 32, "heads": 2},
-        SlowTrainConfig(epochs=1, batch_size=32),
         20,
     ),
     "cpu": Preset(
@@ -74,7 +69,6 @@ PRESETS: dict[str, Preset] = {
         {"vision_kwargs": {"layers": (2, 2, 2, 2), "channels": (32, 64, 128, 256),
                            "stem_type": "deep", "stem_width": 32},
          "width": 256, "heads": 8},
-        SlowTrainConfig(epochs=6, batch_size=256),
         1000,
     ),
 }

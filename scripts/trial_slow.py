@@ -2,10 +2,10 @@
 """Slow trial runner: train one captioner configuration, score a query subset, print the numbers.
 
 Trains :class:`fastslow_lib.models.slow.SlowModel` on the cpu world with Fast's budget
-(6 epochs x 78 steps of 128, AdamW, warm-up + cosine), then scores N test queries against the
-whole 1,000-image test gallery (exhaustively, batched), the compositional probe, and N queries of
-the small-object split. Used to choose the cpu preset's Slow model (see ``SlowConfig``); notebook
-02 trains and evaluates the chosen one.
+(6 epochs x 156 steps of 64, AdamW lr 2e-3, warm-up + cosine), then scores N test queries against
+the whole 1,000-image test gallery (exhaustively, batched), the compositional probe, and N
+queries of the small-object split. Used to choose the cpu preset's Slow model (see ``SlowConfig``);
+notebook 02 trains and evaluates the chosen one.
 
     python scripts/trial_slow.py ['{"layer_strides": [32, 32, 32]}'] [--queries 100] [--threads 2]
 
@@ -32,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("overrides", nargs="?", default="{}", help="SlowConfig overrides (JSON)")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
@@ -42,7 +43,7 @@ def main() -> None:
     world = load_world("cpu")
     tok = world.tokenizer()
     torch.manual_seed(0)
-    cfg = SlowTrainConfig(epochs=args.epochs, lr=args.lr)
+    cfg = SlowTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch)
     model = SlowModel(SlowConfig(vocab_size=len(tok), **json.loads(args.overrides)))
     print(f"parameters {model.num_parameters() / 1e6:.2f}M, layers {model.config.layer_strides}")
     history = train_slow(model, world, tok, cfg)

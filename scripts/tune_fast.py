@@ -40,6 +40,7 @@ TRIALS: dict[str, tuple[dict, dict]] = {
     "BERT text tower": ({}, {"text_encoder": "bert"}),
     "BERT text tower, 12 epochs": ({"epochs": 12}, {"text_encoder": "bert"}),
     "12 epochs": ({"epochs": 12}, {}),
+    "batch 64 (twice the steps)": ({"batch_size": 64}, {}),
 }
 
 

@@ -186,3 +186,18 @@ def test_grouped_cross_attention_equals_copying_the_memory():
         attn(x, memory, group=4)
     with pytest.raises(ValueError, match="group"):
         attn(x, causal=True, group=5)
+
+
+def test_without_top_down_each_level_sees_only_its_backbone_map(tok):
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok, top_down=False)).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = model.vision.maps(x)
+        feats = model.vision.backbone((x - model.vision.mean) / model.vision.std)
+        by_stride = dict(zip(model.vision.backbone.feature_info.reduction(), feats, strict=True))
+        for s in (32, 16, 8):
+            want = model.vision.smooth[str(s)](model.vision.lateral[str(s)](by_stride[s]))
+            torch.testing.assert_close(maps[s], want)
+    with pytest.raises(TypeError, match="top_down"):
+        tiny(tok, top_down=1)

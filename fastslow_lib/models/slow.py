@@ -82,6 +82,8 @@ class SlowConfig:
     mlp_ratio: int = 2
     dropout: float = 0.0
     bidirectional: bool = True
+    #: False: each level is the lateral projection of its backbone map alone (no top-down sum).
+    top_down: bool = True
 
     def __post_init__(self) -> None:
         for name, minimum in (("vocab_size", len(SPECIAL_TOKENS) + 1), ("max_len", 3),
@@ -108,8 +110,9 @@ class SlowConfig:
             raise ValueError(f"image_size must be a multiple of 32, got {self.image_size}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not isinstance(self.bidirectional, bool):
-            raise TypeError(f"bidirectional must be a bool, got {self.bidirectional!r}")
+        for name in ("bidirectional", "top_down"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         self.vision_kwargs = _tuples(self.vision_kwargs)
 
     @property
@@ -165,6 +168,7 @@ class VisualPyramid(nn.Module):
         super().__init__()
         self.levels = config.levels
         self.image_size = config.image_size
+        self.top_down = config.top_down
         indices = tuple(_RESNET_FEATURE_INDEX[s] for s in sorted(self.levels))
         self.backbone = timm.create_model(
             config.vision_backbone, pretrained=False, features_only=True,
@@ -204,7 +208,10 @@ class VisualPyramid(nn.Module):
         top: torch.Tensor | None = None
         for s in self.levels:  # coarse to fine
             lateral = self.lateral[str(s)](feats[s])
-            top = lateral if top is None else lateral + F.interpolate(top, scale_factor=2.0)
+            if top is None or not self.top_down:
+                top = lateral
+            else:
+                top = lateral + F.interpolate(top, scale_factor=2.0)
             out[s] = self.smooth[str(s)](top)
         return out
 
