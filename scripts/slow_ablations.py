@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", nargs="*", default=None, choices=sorted(VARIANTS),
+                        help="run these variants; keep the others' rows from the existing file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device()
@@ -95,8 +97,13 @@ def main() -> None:
     protocols = ablation_protocols(world, preset.slow_queries)
     fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,
                                 ckpt / f"fast_{preset.name}.safetensors", device=device)
+    path_out = args.out or repo_root() / "results" / "slow_ablations.json"
     results: dict[str, dict] = {}
+    if args.only is not None and path_out.exists():
+        results = dict(json.loads(path_out.read_text())["results"])
     for name, (tag, over) in VARIANTS.items():
+        if args.only is not None and name not in args.only:
+            continue
         t0 = time.perf_counter()
         path = ckpt / (f"slow_{preset.name}.safetensors" if tag == "main"
                        else f"slow_{preset.name}_ablation_{tag}.safetensors")
@@ -124,9 +131,9 @@ def main() -> None:
                               f"{len(protocols['test'].gallery)} images (exhaustive)",
                       "small100": f"{len(protocols['small100'].queries)} small-object queries x "
                                   f"{len(protocols['small100'].gallery)} images"},
-        "results": results,
+        "results": {name: results[name] for name in VARIANTS if name in results},
     }
-    path = args.out or repo_root() / "results" / "slow_ablations.json"
+    path = path_out
     path.write_text(json.dumps(out, indent=1, default=list) + "\n")
     print(f"wrote {path}")
 

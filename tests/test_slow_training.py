@@ -254,3 +254,9 @@ def test_named_object_attention_is_measured_against_the_uniform_share(world, tok
     box = _box_mask(obj, 8, 64)
     assert box[int(obj.y // 8), int(obj.x // 8)]  # the centre's cell is in the box
     assert box.sum() < 64
+
+
+def test_itm_step_rejects_a_bad_random_fraction(world):
+    neg = np.zeros((len(world.train.captions), 2), dtype=np.int64)
+    with pytest.raises(ValueError, match="random_fraction"):
+        itm_step(neg, world.train, random_fraction=1.5)
