@@ -32,7 +32,7 @@ from fastslow_lib.data.world import World
 from fastslow_lib.progress import progress
 from fastslow_lib.seed import seed_everything
 from fastslow_lib.tokenizer import encode
-from fastslow_lib.training import cosine_schedule
+from fastslow_lib.training import adamw, cosine_schedule
 
 __all__ = [
     "SlowTrainConfig",
@@ -103,15 +103,6 @@ def slow_batch(
     return out
 
 
-def _optimizer(model: torch.nn.Module, cfg: SlowTrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        (no_decay if p.ndim < 2 else decay).append(p)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-
-
 def train_slow(
     model: torch.nn.Module,
     world: World,
@@ -138,7 +129,7 @@ def train_slow(
     total = cfg.epochs * per_epoch
     if total == 0:
         raise ValueError(f"{len(split)} training images make no batch of {cfg.batch_size}")
-    optimizer = _optimizer(model, cfg)
+    optimizer = adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = max(1, int(cfg.warmup_frac * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total, warmup))
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 11]))

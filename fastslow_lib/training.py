@@ -75,6 +75,19 @@ def cosine_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], floa
     return factor
 
 
+def adamw(model: torch.nn.Module, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, norms or the temperature).
+
+    Shared by the Fast and Slow training loops.
+    """
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+
 def validation_recall(
     model: torch.nn.Module, tokenizer, protocol: RetrievalProtocol, *, max_len: int,
     device: torch.device | str,
@@ -108,12 +121,7 @@ def train_fast(
     total = cfg.epochs * len(loader)
     if total == 0:
         raise ValueError(f"{len(data)} training images make no batch of {cfg.batch_size}")
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    optimizer = adamw(model, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = max(1, int(cfg.warmup_frac * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total, warmup))
     val = RetrievalProtocol.from_split(world.val)
