@@ -9,7 +9,11 @@ Retrieval with Transformers" (CVPR 2021). Each module names the notebook that te
   ``checkpoint``, ``index`` (FAISS, with an exact torch fallback): notebooks/01_fast.ipynb;
 * ``models.slow`` (the Slow captioner: pyramid, cross-attention decoders, ITM head),
   ``slow_training``, ``slow_scoring`` (batched scoring), ``matching`` (ITM with hard negatives),
-  ``grounding`` (per-word attention maps): notebooks/02_slow.ipynb.
+  ``grounding`` (per-word attention maps): notebooks/02_slow.ipynb;
+* ``distill`` (look-alike groups, cached teacher scores, the distillation loss and student):
+  notebooks/03_distill.ipynb;
+* ``rerank`` (Slow's cached gallery, Fast's top K re-scored by Slow), ``timing`` (device-aware
+  timers, per-stage breakdowns): notebooks/04_rerank.ipynb.
 """
 
 __version__ = "0.1.0"

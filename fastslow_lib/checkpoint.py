@@ -31,6 +31,7 @@ from torch import nn
 
 __all__ = [
     "WEIGHTS_SUFFIX",
+    "cached_arrays",
     "checkpoint_exists",
     "config_differences",
     "load_checkpoint",
@@ -395,3 +396,53 @@ def load_if_present(
         )
     save_checkpoint(model, weights, wanted, extra)
     return model.eval(), False
+
+
+# --------------------------------------------------------------------------- cached arrays
+
+
+def cached_arrays(
+    path: str | Path,
+    config: dict[str, Any],
+    compute: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], bool]:
+    """Arrays saved at ``path`` (``.safetensors``) if computed with ``config``; else computed.
+
+    The load-if-present pattern for results that are not models, e.g. the teacher's scores of
+    notebook 03: ``compute()`` returns a dict of numpy arrays, saved with ``config`` in the JSON
+    beside them. Returns ``(arrays, loaded)``. A cache made with another config is recomputed
+    and overwritten (with a warning naming the differences); a corrupt one raises ValueError.
+    """
+    import numpy as np
+    from safetensors.numpy import load_file as load_numpy
+    from safetensors.numpy import save_file as save_numpy
+
+    weights = _weights_path(path)
+    wanted = _as_config_dict(config)
+    meta_file = metadata_path(weights)
+    if weights.is_file() and meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text())
+            saved = meta["config"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"cached arrays' metadata {str(meta_file)!r} is corrupt ({err}); "
+                             f"{_delete_hint(weights)}") from err
+        differences = config_differences(saved, wanted)
+        if not differences:
+            try:
+                return dict(load_numpy(str(weights))), True
+            except Exception as err:  # safetensors raises SafetensorError on bad files
+                raise ValueError(f"cached arrays {str(weights)!r} are unreadable ({err}); "
+                                 f"{_delete_hint(weights)}") from err
+        warnings.warn(f"cached arrays {str(weights)!r} were computed with a different config ("
+                      + "; ".join(differences) + "); recomputing them", stacklevel=2)
+    arrays = compute()
+    if not isinstance(arrays, dict) or not all(isinstance(v, np.ndarray)
+                                               for v in arrays.values()):
+        raise TypeError("compute must return a dict of numpy arrays")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(weights, lambda tmp: save_numpy(
+        {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp)))
+    text = json.dumps({"format": "fastslow-arrays", "config": wanted}, indent=1)
+    _write_atomic(meta_file, lambda tmp: tmp.write_text(text))
+    return arrays, False

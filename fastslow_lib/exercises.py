@@ -4,7 +4,8 @@ Each ``check_*`` function runs a learner's answer on cases with known answers an
 short verdict (``"correct: ..."`` or ``"not yet: ..."``) instead of raising, so a notebook can
 show the verdict whatever the answer.
 
-Taught in notebooks/00_data.ipynb, 01_fast.ipynb and 02_slow.ipynb (exercise 1 of each).
+Taught in notebooks/00_data.ipynb, 01_fast.ipynb, 02_slow.ipynb, 03_distill.ipynb and
+04_rerank.ipynb (exercise 1 of each).
 """
 
 from __future__ import annotations
@@ -126,3 +127,61 @@ def check_caption_logprob(
                     f"{[round(float(v), 4) for v in want]}, got "
                     f"{[round(float(v), 4) for v in got]} ({hint})")
     return "correct: matches the reference on 3 batches, padding included"
+
+
+def check_distillation_loss(
+    fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> str:
+    """Check ``fn(student_logits, teacher_scores, tau) -> scalar``: the mean over rows of
+    ``KL(softmax(teacher / tau) || softmax(student))``. Taught in notebooks/03_distill.ipynb
+    (exercise 1)."""
+    from fastslow_lib.distill import soft_cross_entropy
+
+    gen = torch.Generator().manual_seed(0)
+    for rows, cols, tau in ((1, 2, 1.0), (3, 4, 2.0), (5, 8, 0.5)):
+        student = torch.randn(rows, cols, generator=gen) * 3
+        teacher = torch.randn(rows, cols, generator=gen) * 5
+        want = soft_cross_entropy(student, teacher, tau)
+        try:
+            got = fn(student, teacher, tau)
+        except Exception as e:  # a learner's bug should become a verdict, not a traceback
+            return f"not yet: your function raised {type(e).__name__}: {e}"
+        if not isinstance(got, torch.Tensor) or got.numel() != 1:
+            return f"not yet: return a scalar tensor, got {got!r}"
+        if not torch.allclose(got.float().reshape(()), want, atol=1e-5, rtol=1e-4):
+            p = F.softmax(teacher / tau, dim=1)
+            no_tau = soft_cross_entropy(student, teacher, 1.0)
+            cross = -(p * F.log_softmax(student, dim=1)).sum(1).mean()
+            if torch.allclose(got.float().reshape(()), no_tau, atol=1e-5):
+                hint = "divide the teacher's scores by tau before the softmax"
+            elif torch.allclose(got.float().reshape(()), cross, atol=1e-5):
+                hint = ("that is the soft cross-entropy: subtract the teacher's entropy to get "
+                        "the KL (same gradients, but zero when the student matches)")
+            else:
+                hint = "sum p_teacher * (log p_teacher - log p_student) over a row, then mean"
+            return (f"not yet: {rows}x{cols}, tau {tau}: expected {float(want):.5f}, got "
+                    f"{float(got):.5f} ({hint})")
+    return "correct: matches the reference on 3 cases"
+
+
+def check_rerank_top1(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str:
+    """Check ``fn(fast_ids, slow_scores) -> (Q,)``: each query's best image after re-ranking.
+
+    ``fast_ids`` ``(Q, K)`` are Fast's top K gallery ids (best first) and ``slow_scores``
+    ``(Q, K)`` Slow's scores of those ids; the answer is the gallery id Slow scores highest,
+    the earlier one in Fast's order on a tie. Taught in notebooks/04_rerank.ipynb (exercise 1).
+    """
+    fast_ids = np.array([[7, 3, 9], [1, 2, 0], [5, 4, 8]])
+    slow = np.array([[-10.0, -4.0, -6.0], [-3.0, -3.0, -8.0], [-2.0, -9.0, -1.0]])
+    want = np.array([3, 1, 8])
+    try:
+        got = np.asarray(fn(fast_ids, slow))
+    except Exception as e:  # a learner's bug should become a verdict, not a traceback
+        return f"not yet: your function raised {type(e).__name__}: {e}"
+    if got.shape != want.shape or not np.array_equal(got, want):
+        if np.array_equal(got, slow.argmax(1)):
+            hint = "that is the position in the short list: return the gallery id fast_ids[q, j]"
+        else:
+            hint = "take the argmax of each row of slow_scores, then look it up in fast_ids"
+        return f"not yet: expected {want.tolist()}, got {got.tolist()} ({hint})"
+    return "correct: re-ranked top-1 ids, ties going to Fast's earlier candidate"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastslow_lib.data.world import WorldConfig
+from fastslow_lib.distill import DistillConfig
 from fastslow_lib.slow_training import SlowTrainConfig
 from fastslow_lib.training import FastTrainConfig
 
@@ -38,6 +39,8 @@ class Preset:
     slow_model: dict[str, Any] = field(default_factory=dict)
     #: Test queries Slow scores against the whole test gallery (the same subset for all models).
     slow_queries: int = 200
+    #: How the Fast student is distilled from Slow (notebook 03).
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 PRESETS: dict[str, Preset] = {

@@ -105,8 +105,14 @@ def train_fast(
     *,
     device: torch.device | str = "cpu",
     extra_loss: ExtraLoss | None = None,
+    batch_sampler=None,
+    desc: str = "training Fast",
 ) -> dict:
     """Train ``model`` (a :class:`~fastslow_lib.models.DualEncoder`) in place; return its history.
+
+    ``batch_sampler`` (an object with ``set_epoch(epoch)`` yielding lists of image indices, such
+    as :class:`fastslow_lib.distill.GroupBatchSampler`) replaces the random batches; distillation
+    (notebook 03) uses it to put groups of look-alike images in one batch.
 
     The history holds the loss of every step, validation Recall@1 after every epoch, the
     temperature, the number of steps and the wall-clock seconds.
@@ -116,8 +122,11 @@ def train_fast(
     data = TrainPairs(world.train, seed=cfg.seed)
     collate = make_collate(functools.partial(encode, tokenizer, max_len=cfg.max_len))
     generator = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                        collate_fn=collate, generator=generator)
+    if batch_sampler is None:
+        loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                            collate_fn=collate, generator=generator)
+    else:
+        loader = DataLoader(data, batch_sampler=batch_sampler, collate_fn=collate)
     total = cfg.epochs * len(loader)
     if total == 0:
         raise ValueError(f"{len(data)} training images make no batch of {cfg.batch_size}")
@@ -129,9 +138,11 @@ def train_fast(
 
     history: dict = {"loss": [], "epoch_end_step": [], "val_R@1": [], "temperature": []}
     start = time.perf_counter()
-    bar = progress(total=total, desc="training Fast")
+    bar = progress(total=total, desc=desc)
     for epoch in range(cfg.epochs):
         data.set_epoch(epoch)
+        if batch_sampler is not None:
+            batch_sampler.set_epoch(epoch)
         model.train()
         for batch in loader:
             images = batch["image"].to(device)

@@ -204,3 +204,30 @@ def test_load_if_present_retrains_on_a_config_change_with_a_warning(tmp_path: Pa
 def test_bad_arguments_raise_clear_errors(tmp_path: Path, call, error, message):
     with pytest.raises(error, match=message):
         call(tmp_path / "x.safetensors")
+
+
+def test_cached_arrays_load_if_present(tmp_path):
+    import numpy as np
+
+    from fastslow_lib.checkpoint import cached_arrays
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"scores": np.arange(6, dtype=np.float32).reshape(2, 3)}
+
+    path = tmp_path / "teacher.safetensors"
+    first, loaded = cached_arrays(path, {"k": 1}, compute)
+    assert not loaded and len(calls) == 1
+    again, loaded = cached_arrays(path, {"k": 1}, compute)
+    assert loaded and len(calls) == 1
+    np.testing.assert_array_equal(again["scores"], first["scores"])
+    with pytest.warns(UserWarning, match="different config"):
+        _, loaded = cached_arrays(path, {"k": 2}, compute)
+    assert not loaded and len(calls) == 2
+    path.write_bytes(path.read_bytes()[:20])  # truncated
+    with pytest.raises(ValueError, match="unreadable"):
+        cached_arrays(path, {"k": 2}, compute)
+    with pytest.raises(TypeError, match="dict of numpy arrays"):
+        cached_arrays(tmp_path / "x.safetensors", {}, lambda: {"a": [1, 2]})

@@ -98,3 +98,16 @@ def test_sub_gallery_keeps_queries_with_their_images(tmp_cache):
         full.sub_gallery(2, 50)
     with pytest.raises(ValueError, match="n_images"):
         full.sub_gallery(0, 5)
+
+
+def test_distractors_are_seeded_and_a_larger_n_extends_a_smaller_one():
+    from fastslow_lib.data import WorldConfig, generate_distractors
+
+    cfg = WorldConfig(n_train=10, n_val=10, n_test=10, n_small=10, probe_pairs_per_kind=2)
+    a, scenes = generate_distractors(cfg, 5)
+    b, _ = generate_distractors(cfg, 8)
+    assert a.shape == (5, 64, 64, 3) and a.dtype == np.uint8 and len(scenes) == 5
+    np.testing.assert_array_equal(a, b[:5])
+    np.testing.assert_array_equal(a, generate_distractors(cfg, 5)[0])
+    with pytest.raises(ValueError, match="positive int"):
+        generate_distractors(cfg, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -64,3 +65,33 @@ def test_caption_logprob_checker_accepts_the_right_answer_and_hints_the_usual_sl
     assert "shift" in check_caption_logprob(unshifted)
     assert "padding" in check_caption_logprob(unmasked)
     assert "raised" in check_caption_logprob(lambda *a: 1 / 0)
+
+
+def test_distillation_loss_checker():
+    from fastslow_lib.distill import soft_cross_entropy
+    from fastslow_lib.exercises import check_distillation_loss
+
+    def no_tau(student, teacher, tau):
+        return soft_cross_entropy(student, teacher, 1.0)
+
+    def cross_entropy(student, teacher, tau):
+        p = torch.softmax(teacher / tau, dim=1)
+        return -(p * torch.log_softmax(student, dim=1)).sum(1).mean()
+
+    assert check_distillation_loss(soft_cross_entropy).startswith("correct")
+    assert "tau" in check_distillation_loss(no_tau)
+    assert "entropy" in check_distillation_loss(cross_entropy)
+    assert "raised" in check_distillation_loss(lambda *a: 1 / 0)
+    assert "scalar" in check_distillation_loss(lambda s, t, tau: s)
+
+
+def test_rerank_top1_checker():
+    from fastslow_lib.exercises import check_rerank_top1
+
+    def right(fast_ids, slow_scores):
+        return fast_ids[np.arange(len(fast_ids)), np.argmax(slow_scores, axis=1)]
+
+    assert check_rerank_top1(right).startswith("correct")
+    assert "position" in check_rerank_top1(lambda f, s: np.argmax(s, axis=1))
+    assert "not yet" in check_rerank_top1(lambda f, s: f[:, 0])
+    assert "raised" in check_rerank_top1(lambda *a: 1 / 0)

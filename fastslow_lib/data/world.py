@@ -38,7 +38,7 @@ from fastslow_lib.data.truth import truth_matrix
 GENERATOR_VERSION = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test", "small")
 PROBE_KINDS: tuple[str, ...] = ("colour", "position", "size")
-_SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4}
+_SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4, "distractors": 5}
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,20 @@ def generate_split(cfg: WorldConfig, split: str) -> Split:
             owner.append(i)
     return Split(split, render_many(scenes), scenes, captions, forms,
                  np.asarray(owner, dtype=np.int64))
+
+
+def generate_distractors(cfg: WorldConfig, n: int) -> tuple[np.ndarray, list[Scene]]:
+    """``n`` extra gallery images drawn like the test split's (no captions): ``(images, scenes)``.
+
+    Notebook 04 appends them to the 1k test gallery to measure re-ranking as the gallery grows
+    (to 10^4 and beyond); a seeded stream of their own, so the same ``n`` gives the same images
+    and a larger ``n`` extends a smaller one.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rng = _rng(cfg, "distractors")
+    scenes = [_scene(cfg, rng, rng.random() < cfg.fine_fraction) for _ in range(n)]
+    return render_many(scenes), scenes
 
 
 def _probe_pair(

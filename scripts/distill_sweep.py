@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Distillation sweep: the student under several distillation settings, at Fast's budget.
+
+Writes ``results/distill_sweep.json``, which notebook 03 shows (and checks against the preset).
+Every variant trains a Fast student from the same initialisation with the same InfoNCE budget as
+notebook 01's Fast (6 epochs x 78 batches of 128), and differs only in how batches are built and
+in the distillation term (:class:`fastslow_lib.distill.DistillConfig`). The preset's own setting
+is trained through :func:`~fastslow_lib.distill.get_distilled_model`, so its checkpoint is the
+one notebooks 03 and 04 load.
+
+Each student is measured on all 5,000 test queries x 1,000 images, on the 200-query subset of
+notebooks 02 and 04, on the probe, and on **look-alike accuracy**: for validation captions, how
+often the model ranks the caption's own image first among its group of look-alike validation
+images (groups built by plain Fast, as for training). Slow and plain Fast are measured the same
+way, so the table shows how much of the teacher's advantage each student took.
+
+    python scripts/distill_sweep.py [--only NAME ...]
+
+About 3.5 minutes per variant on 2 cores (plus 2 minutes per new set of teacher scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from fastslow_lib.data import RetrievalProtocol, load_world
+from fastslow_lib.device import machine_name
+from fastslow_lib.distill import (
+    GroupBatchSampler,
+    distillation_extra_loss,
+    get_distilled_model,
+    get_teacher_scores,
+    lookalike_groups,
+    make_groups,
+    teacher_scores,
+)
+from fastslow_lib.evaluate import (
+    embed_images,
+    embed_texts,
+    fast_pair_scorer,
+    fast_scores,
+    probe_accuracy,
+)
+from fastslow_lib.metrics import text_to_image_metrics
+from fastslow_lib.models import DualEncoder, FastConfig
+from fastslow_lib.presets import get_preset
+from fastslow_lib.results import repo_root
+from fastslow_lib.slow_training import get_slow_model
+from fastslow_lib.training import get_fast_model, train_fast
+
+#: name -> changes to the preset's DistillConfig.
+VARIANTS: dict[str, dict] = {
+    "look-alike batches, no teacher (w=0)": {"start_epoch": 0, "weight": 0.0},
+    "look-alikes from epoch 0, w=1, tau=2": {"start_epoch": 0},
+    "look-alike groups only, w=1, tau=1": {"start_epoch": 0, "group_share": 1.0, "tau": 1.0},
+    "random groups only, w=1, tau=20": {"groups": "random", "start_epoch": 0, "group_share": 1.0,
+                                       "tau": 20.0},
+    "curriculum, w=0.3": {"weight": 0.3},
+    "curriculum, groups only, tau=1": {"group_share": 1.0, "tau": 1.0},
+    "preset": {},
+}
+
+
+def lookalike_accuracy(score_fn, split, groups: np.ndarray) -> float:
+    """% of captions whose own image scores highest among its group's images."""
+    group_of = np.full(len(split), -1)
+    for g, members in enumerate(groups):
+        group_of[members] = g
+    caps = np.flatnonzero(group_of[split.caption_image] >= 0)
+    members = groups[group_of[split.caption_image[caps]]]
+    scores = score_fn(caps, members)  # (n_caps, group_size)
+    own = members == split.caption_image[caps][:, None]
+    return float(100 * np.mean(own[np.arange(len(caps)), scores.argmax(1)]))
+
+
+def fast_group_scores(model, tok, split, max_len):
+    img = embed_images(model, split.images)
+    txt = embed_texts(model, tok, list(split.captions), max_len=max_len)
+
+    def score(caps, members):
+        return torch.einsum("cd,cgd->cg", txt[caps], img[members]).numpy()
+
+    return score
+
+
+def evaluate(model, tok, world, max_len, val_groups) -> dict:
+    protocol = RetrievalProtocol.from_split(world.test)
+    scores = fast_scores(model, tok, protocol, max_len=max_len)
+    out = {f"test_{k}": v for k, v in text_to_image_metrics(scores, protocol.gt).items()}
+    q = protocol.query_subset(200, seed=0)
+    out.update({f"sub200_{k}": v for k, v in
+                text_to_image_metrics(scores[q], protocol.gt[q]).items()})
+    out.update(probe_accuracy(fast_pair_scorer(model, tok, max_len=max_len), world.probe))
+    out["lookalike_acc"] = lookalike_accuracy(fast_group_scores(model, tok, world.val, max_len),
+                                              world.val, val_groups)
+    return {k: round(float(v), 2) for k, v in out.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", default=None, help="variant names to (re)run")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    preset = get_preset("cpu")
+    world = load_world(preset.name)
+    tok = world.tokenizer()
+    cfg = preset.fast_train
+    root = repo_root()
+    ckpt = root / "checkpoints"
+    out_path = root / "results" / "distill_sweep.json"
+    result = json.loads(out_path.read_text()) if out_path.exists() else {}
+    result.update({"machine": machine_name(), "preset": preset.name,
+                   "preset_distill": preset.distill.to_dict(), "fast_train": cfg.to_dict()})
+    runs = result.setdefault("runs", {})
+
+    fast, fast_history, _ = get_fast_model(world, tok, preset.fast_model, cfg,
+                                           ckpt / "fast_cpu.safetensors")
+    slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
+                                ckpt / "slow_cpu.safetensors")
+    val_groups = lookalike_groups(fast, world.val, preset.distill.group_size, seed=cfg.seed)
+    if args.only is None or "Fast" in args.only:
+        runs["Fast"] = {"config": None, "val_R@1": fast_history["val_R@1"],
+                        **evaluate(fast, tok, world, cfg.max_len, val_groups)}
+
+        def slow_group(caps, members):
+            table = teacher_scores(slow, tok, world.val, val_groups, caps, max_len=cfg.max_len,
+                                   desc="Slow on validation groups")
+            return table[caps]
+
+        runs["Slow"] = {"config": None,
+                        "lookalike_acc": round(lookalike_accuracy(slow_group, world.val,
+                                                                  val_groups), 2)}
+        print("Fast", runs["Fast"], "\nSlow", runs["Slow"], flush=True)
+        out_path.write_text(json.dumps(result, indent=1) + "\n")
+
+    for name, changes in VARIANTS.items():
+        if args.only is not None and name not in args.only:
+            continue
+        dcfg = dataclasses.replace(preset.distill, **changes)
+        start = time.perf_counter()
+        if name == "preset":
+            model, info, _ = get_distilled_model(world, tok, preset, fast, slow, ckpt)
+            history = info["history"]
+        else:
+            groups = make_groups(dcfg, fast, world.train, seed=cfg.seed)
+            cache = ckpt / ("teacher_cpu.safetensors" if dcfg.groups == "lookalike"
+                            else f"teacher_cpu_{dcfg.groups}.safetensors")
+            teacher, _ = get_teacher_scores(world, tok, slow, ckpt / "slow_cpu.safetensors",
+                                            groups, cfg, cache)
+            torch.manual_seed(cfg.seed)
+            model = DualEncoder(FastConfig(vocab_size=len(tok), max_len=cfg.max_len,
+                                           **preset.fast_model))
+            sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(world.train),
+                                        group_share=dcfg.group_share,
+                                        start_epoch=dcfg.start_epoch, seed=cfg.seed)
+            extra = distillation_extra_loss(teacher, sampler, weight=dcfg.weight, tau=dcfg.tau)
+            history = train_fast(model, world, tok, cfg, extra_loss=extra, batch_sampler=sampler)
+        runs[name] = {"config": dcfg.to_dict(), "seconds": round(time.perf_counter() - start, 1),
+                      "val_R@1": [round(v, 2) for v in history["val_R@1"]],
+                      **evaluate(model, tok, world, cfg.max_len, val_groups)}
+        print(name, runs[name], flush=True)
+        out_path.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()

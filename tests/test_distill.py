@@ -1,0 +1,251 @@
+"""Distillation: the loss on hand-computed cases, look-alike groups, group batches, teacher scores,
+and a tiny distilled training run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from shared import TINY_VISION
+
+from fastslow_lib.data import load_world
+from fastslow_lib.distill import (
+    GroupBatchSampler,
+    distillation_extra_loss,
+    group_distillation_loss,
+    lookalike_groups,
+    soft_cross_entropy,
+    teacher_scores,
+    training_captions,
+)
+from fastslow_lib.models import DualEncoder, FastConfig
+from fastslow_lib.models.slow import SlowConfig, SlowModel
+from fastslow_lib.slow_scoring import slow_pair_scores
+from fastslow_lib.training import FastTrainConfig, train_fast
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
+        "vision_kwargs": TINY_VISION}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return load_world("tiny", tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module")
+def tok(world):
+    return world.tokenizer()
+
+
+@pytest.fixture(scope="module")
+def fast(tok):
+    torch.manual_seed(0)
+    return DualEncoder(FastConfig(vocab_size=len(tok), **FAST)).eval()
+
+
+# ------------------------------------------------------------------ the loss, by hand
+
+
+def test_soft_cross_entropy_hand_computed():
+    # Teacher log-likelihoods (0, ln 3) at tau 1 -> p = (1/4, 3/4); student logits (0, 0) -> q
+    # = (1/2, 1/2). KL = 1/4 ln(1/2) + 3/4 ln(3/2).
+    teacher = torch.tensor([[0.0, math.log(3.0)]])
+    student = torch.zeros(1, 2)
+    expected = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    assert soft_cross_entropy(student, teacher, 1.0).item() == pytest.approx(expected, abs=1e-6)
+    # tau 2 halves the teacher's logits: p = softmax(0, ln 3 / 2) = (1, sqrt 3) / (1 + sqrt 3).
+    r = math.sqrt(3.0)
+    p = (1 / (1 + r), r / (1 + r))
+    expected2 = p[0] * math.log(p[0] / 0.5) + p[1] * math.log(p[1] / 0.5)
+    assert soft_cross_entropy(student, teacher, 2.0).item() == pytest.approx(expected2, abs=1e-6)
+
+
+def test_soft_cross_entropy_zero_when_student_matches_and_gradient_only_to_student():
+    teacher = torch.tensor([[1.0, -2.0, 0.5], [3.0, 3.0, -1.0]])
+    student = (teacher / 2.0).clone().requires_grad_(True)
+    loss = soft_cross_entropy(student, teacher, 2.0)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    student2 = torch.zeros(2, 3, requires_grad=True)
+    soft_cross_entropy(student2, teacher, 1.0).backward()
+    # d KL / d student = q - p per row (mean over 2 rows).
+    p = F.softmax(teacher, dim=1)
+    torch.testing.assert_close(student2.grad, (torch.full((2, 3), 1 / 3) - p) / 2)
+
+
+def test_soft_cross_entropy_bad_input():
+    with pytest.raises(ValueError, match="same"):
+        soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4), 1.0)
+    with pytest.raises(ValueError, match="at least 2 candidates"):
+        soft_cross_entropy(torch.zeros(2, 1), torch.zeros(2, 1), 1.0)
+    with pytest.raises(ValueError, match="tau"):
+        soft_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 3), 0.0)
+    with pytest.raises(TypeError):
+        soft_cross_entropy(np.zeros((2, 3)), torch.zeros(2, 3), 1.0)
+
+
+def test_group_loss_uses_each_rows_own_group():
+    torch.manual_seed(0)
+    txt = F.normalize(torch.randn(6, 4), dim=1)
+    img = F.normalize(torch.randn(6, 4), dim=1)
+    teacher = torch.randn(6, 3)
+    got = group_distillation_loss(txt, img, 10.0, teacher, 3, 2.0)
+    rows = []
+    for r in range(6):
+        g = r // 3
+        student = 10.0 * txt[r] @ img[3 * g : 3 * g + 3].T
+        rows.append(soft_cross_entropy(student[None], teacher[r][None], 2.0))
+    torch.testing.assert_close(got, torch.stack(rows).mean())
+    with pytest.raises(ValueError, match="whole groups"):
+        group_distillation_loss(txt[:5], img[:5], 10.0, teacher[:5], 3, 2.0)
+    with pytest.raises(ValueError, match="teacher must be"):
+        group_distillation_loss(txt, img, 10.0, teacher[:, :2], 3, 2.0)
+
+
+# ------------------------------------------------------------------ groups and batches
+
+
+def test_lookalike_groups_partition_and_are_deterministic(fast, world):
+    groups = lookalike_groups(fast, world.train, 4)
+    assert groups.shape == (len(world.train) // 4, 4)
+    assert len(np.unique(groups)) == groups.size  # a partition: no image twice
+    np.testing.assert_array_equal(groups, lookalike_groups(fast, world.train, 4))
+    # Members are nearer to their anchor than random images are, by Fast's embeddings.
+    from fastslow_lib.evaluate import embed_images
+
+    emb = embed_images(fast, world.train.images).numpy()
+    within = np.mean([emb[g[0]] @ emb[g[1]] for g in groups])
+    rng = np.random.default_rng(0)
+    random_pairs = np.mean([emb[a] @ emb[b] for a, b in rng.integers(len(emb), size=(200, 2))])
+    assert within > random_pairs
+    with pytest.raises(ValueError, match="group_size"):
+        lookalike_groups(fast, world.train, 1)
+
+
+def test_group_batch_sampler_groups_only():
+    groups = np.arange(40).reshape(10, 4)
+    sampler = GroupBatchSampler(groups, 8, group_share=1.0, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 5 and sampler.group_rows == 8
+    for b in batches:
+        assert len(b) == 8 and b[0] % 4 == 0 and b[:4] == list(range(b[0], b[0] + 4))
+    assert sorted(sum(batches, [])) == list(range(40))  # one pass over the groups
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    sampler.set_epoch(0)
+    assert list(sampler) == batches
+
+
+def test_group_batch_sampler_mixed():
+    groups = np.arange(100).reshape(25, 4)[::2]  # 13 groups; images of odd groups are free
+    sampler = GroupBatchSampler(groups, 16, n_images=100, group_share=0.5, seed=1)
+    assert sampler.group_rows == 8 and len(sampler) == 100 // 16
+    for b in sampler:
+        assert len(b) == 16 and len(set(b)) == 16  # no image twice in a batch
+        head = np.array(b[:8]).reshape(2, 4)
+        assert all(any((h == g).all() for g in groups) for h in head)  # whole groups first
+    with pytest.raises(ValueError, match="group_share"):
+        GroupBatchSampler(groups, 16, group_share=0.0)
+    with pytest.raises(ValueError, match="no whole group"):
+        GroupBatchSampler(groups, 4, group_share=0.5)
+    with pytest.raises(ValueError, match="no batch"):
+        GroupBatchSampler(groups, 128, n_images=100)
+
+
+def test_training_captions_are_those_the_loop_shows(world):
+    from fastslow_lib.data.datasets import TrainPairs
+
+    caps = training_captions(world.train, 2, seed=0)
+    pairs = TrainPairs(world.train, seed=0)
+    shown = set()
+    for epoch in range(2):
+        pairs.set_epoch(epoch)
+        shown |= {pairs[i]["caption_index"] for i in range(len(pairs))}
+    assert set(caps.tolist()) == shown
+
+
+# ------------------------------------------------------------------ teacher and training
+
+
+def test_teacher_scores_match_pair_scores(tok, world, fast):
+    torch.manual_seed(0)
+    slow = SlowModel(SlowConfig(vocab_size=len(tok), width=32, heads=2,
+                                vision_kwargs=TINY_VISION)).eval()
+    groups = lookalike_groups(fast, world.train, 4)
+    caps = np.array([0, 1, 7, 42])
+    table = teacher_scores(slow, tok, world.train, groups, caps, max_len=48)
+    assert np.isnan(table[2]).all() and not np.isnan(table[caps]).any()
+    group_of = {int(m): g for g, members in enumerate(groups) for m in members}
+    for c in caps:
+        members = groups[group_of[int(world.train.caption_image[c])]]
+        want = slow_pair_scores(slow, tok, [world.train.captions[c]] * 4,
+                                world.train.images[members], max_len=48)
+        np.testing.assert_allclose(table[c], want, rtol=1e-4, atol=1e-3)
+
+
+def test_distilled_training_runs_and_missing_teacher_rows_are_named(tok, world, fast):
+    groups = lookalike_groups(fast, world.train, 4)
+    cfg = FastTrainConfig(epochs=1, batch_size=32, val_queries=20)
+    teacher = np.random.default_rng(0).normal(size=(len(world.train.captions), 4))
+    torch.manual_seed(0)
+    student = DualEncoder(FastConfig(vocab_size=len(tok), **FAST))
+    sampler = GroupBatchSampler(groups, 32, n_images=len(world.train))
+    extra = distillation_extra_loss(teacher.astype(np.float32), sampler, weight=1.0, tau=1.0)
+    history = train_fast(student, world, tok, cfg, extra_loss=extra, batch_sampler=sampler)
+    assert history["steps"] == len(world.train) // 32 and np.isfinite(history["final_loss"])
+    holes = teacher.astype(np.float32).copy()
+    holes[:] = np.nan
+    torch.manual_seed(0)
+    student = DualEncoder(FastConfig(vocab_size=len(tok), **FAST))
+    extra = distillation_extra_loss(holes, sampler, weight=1.0, tau=1.0)
+    with pytest.raises(ValueError, match="no teacher scores"):
+        train_fast(student, world, tok, cfg, extra_loss=extra, batch_sampler=sampler)
+    with pytest.raises(ValueError, match="weight"):
+        distillation_extra_loss(teacher, sampler, weight=-1.0, tau=1.0)
+
+
+def test_distill_config_validation():
+    from fastslow_lib.distill import DistillConfig
+
+    assert DistillConfig().to_dict()["group_size"] == 4
+    for bad in ({"groups": "nearest"}, {"group_size": 1}, {"group_share": 0.0},
+                {"weight": -1.0}, {"tau": 0.0}, {"start_epoch": -1}):
+        with pytest.raises(ValueError):
+            DistillConfig(**bad)
+
+
+def test_random_groups_partition():
+    from fastslow_lib.distill import random_groups
+
+    g = random_groups(10, 3, seed=0)
+    assert g.shape == (3, 3) and len(np.unique(g)) == 9
+    np.testing.assert_array_equal(g, random_groups(10, 3, seed=0))
+    with pytest.raises(ValueError, match="cannot form"):
+        random_groups(2, 3)
+
+
+def test_get_teacher_scores_caches_and_keys_on_the_teacher(tok, world, fast, tmp_path):
+    from fastslow_lib.checkpoint import save_checkpoint
+    from fastslow_lib.distill import get_teacher_scores
+
+    torch.manual_seed(0)
+    slow = SlowModel(SlowConfig(vocab_size=len(tok), width=32, heads=2,
+                                vision_kwargs=TINY_VISION)).eval()
+    ckpt = save_checkpoint(slow, tmp_path / "slow.safetensors", slow.config.to_dict())
+    groups = lookalike_groups(fast, world.train, 4)
+    cfg = FastTrainConfig(epochs=1, batch_size=32)
+    cache = tmp_path / "teacher.safetensors"
+    first, loaded = get_teacher_scores(world, tok, slow, ckpt, groups, cfg, cache)
+    assert not loaded and (~np.isnan(first[:, 0])).sum() == len(world.train) - len(world.train) % 4
+    again, loaded = get_teacher_scores(world, tok, slow, ckpt, groups, cfg, cache)
+    assert loaded
+    np.testing.assert_array_equal(first, again)
+    with torch.no_grad():
+        slow.forward_decoder.embed.weight.mul_(2.0)
+    save_checkpoint(slow, ckpt, slow.config.to_dict())  # a retrained teacher
+    with pytest.warns(UserWarning, match="different config"):
+        _, loaded = get_teacher_scores(world, tok, slow, ckpt, groups, cfg, cache)
+    assert not loaded

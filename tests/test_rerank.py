@@ -1,0 +1,112 @@
+"""Re-ranking: the cached Slow gallery agrees with the Slow scorer, rerank's order and its
+recall cap, per-stage timing, and bad input (k < 1, k > N, empty queries, mismatched index)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from shared import TINY_VISION
+
+from fastslow_lib.data import RetrievalProtocol, load_world
+from fastslow_lib.evaluate import embed_images, embed_texts
+from fastslow_lib.index import VectorIndex
+from fastslow_lib.models import DualEncoder, FastConfig
+from fastslow_lib.models.slow import SlowConfig, SlowModel
+from fastslow_lib.rerank import SlowGallery, check_queries, rerank
+from fastslow_lib.slow_scoring import slow_scores
+from fastslow_lib.timing import StageTimer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    world = load_world("tiny", tmp_path_factory.mktemp("world"))
+    tok = world.tokenizer()
+    torch.manual_seed(0)
+    fast = DualEncoder(FastConfig(vocab_size=len(tok), embed_dim=16, text_width=32,
+                                  text_layers=1, text_heads=2,
+                                  vision_kwargs=TINY_VISION)).eval()
+    slow = SlowModel(SlowConfig(vocab_size=len(tok), width=32, heads=2,
+                                vision_kwargs=TINY_VISION)).eval()
+    protocol = RetrievalProtocol.from_split(world.test)
+    index = VectorIndex(16, backend="torch")
+    index.add(embed_images(fast, protocol.gallery).numpy())
+    gallery = SlowGallery(slow, protocol.gallery, block=16)
+    return world, tok, fast, slow, protocol, index, gallery
+
+
+def test_gallery_scores_equal_slow_scores(setup):
+    _, tok, _, slow, protocol, _, gallery = setup
+    texts = protocol.queries[:5]
+    want = slow_scores(slow, tok, texts, protocol.gallery, max_len=48)
+    np.testing.assert_allclose(gallery.scores(tok, texts, max_len=48), want, rtol=1e-4,
+                               atol=1e-3)
+    cand = np.array([[3, 0, 9], [1, 1, 2], [59, 4, 5], [7, 8, 6], [10, 11, 12]])
+    got = gallery.candidate_scores(tok, texts, cand, max_len=48)
+    np.testing.assert_allclose(got, np.take_along_axis(want, cand, 1), rtol=1e-4, atol=1e-3)
+    assert gallery.nbytes() > 0 and len(gallery) == len(protocol.gallery)
+
+
+def test_rerank_orders_fast_top_k_by_slow(setup):
+    _, tok, fast, slow, protocol, index, gallery = setup
+    texts = protocol.queries[:7]
+    timer = StageTimer()
+    out = rerank(texts, fast_model=fast, tokenizer=tok, index=index, gallery=gallery, k=5,
+                 query_block=3, timer=timer)
+    full_fast = (embed_texts(fast, tok, texts, max_len=48)
+                 @ embed_images(fast, protocol.gallery).T).numpy()
+    full_slow = slow_scores(slow, tok, texts, protocol.gallery, max_len=48)
+    for q in range(len(texts)):
+        top = np.argsort(-full_fast[q], kind="stable")[:5]
+        assert set(out.fast_ids[q]) == set(top)  # the short list is Fast's top 5
+        assert set(out.ids[q]) == set(top)  # re-ranking reorders, never adds
+        # ... by Slow's score, best first
+        want = out.fast_ids[q][np.argsort(-full_slow[q, out.fast_ids[q]], kind="stable")]
+        np.testing.assert_array_equal(out.ids[q], want)
+        assert np.all(np.diff(out.scores[q]) <= 1e-6)
+    assert list(out.seconds) == ["text encoding", "index search", "slow re-scoring"]
+    assert timer.counts()["index search"] == 1  # one search for all 7 queries
+    # k = N re-ranks the whole gallery: the same top-1 as Slow on everything.
+    allk = rerank(texts, fast_model=fast, tokenizer=tok, index=index, gallery=gallery,
+                  k=len(gallery))
+    np.testing.assert_array_equal(allk.ids[:, 0], full_slow.argmax(1))
+    # A huge Fast weight gives Fast's order back.
+    fastish = rerank(texts, fast_model=fast, tokenizer=tok, index=index, gallery=gallery, k=5,
+                     fast_weight=1e9)
+    np.testing.assert_array_equal(fastish.ids, fastish.fast_ids)
+
+
+def test_rerank_bad_input(setup):
+    _, tok, fast, _, protocol, index, gallery = setup
+    kw = dict(fast_model=fast, tokenizer=tok, index=index, gallery=gallery)
+    with pytest.raises(ValueError, match="at least 1"):
+        rerank(["a red circle"], k=0, **kw)
+    with pytest.raises(ValueError, match="larger than the gallery"):
+        rerank(["a red circle"], k=len(gallery) + 1, **kw)
+    with pytest.raises(ValueError, match="empty"):
+        rerank(["  "], k=3, **kw)
+    with pytest.raises(ValueError, match="no queries"):
+        rerank([], k=3, **kw)
+    with pytest.raises(TypeError, match="not one string"):
+        check_queries("a red circle")
+    small = VectorIndex(16, backend="torch")
+    small.add(embed_images(fast, protocol.gallery[:10]).numpy())
+    with pytest.raises(ValueError, match="same gallery"):
+        rerank(["a red circle"], k=3, fast_model=fast, tokenizer=tok, index=small,
+               gallery=gallery)
+    with pytest.raises(ValueError, match="candidate ids"):
+        gallery.candidate_scores(tok, ["a red circle"], np.array([[0, len(gallery)]]),
+                                 max_len=48)
+
+
+def test_gallery_prefix_is_the_first_images(setup):
+    _, tok, _, slow, protocol, _, gallery = setup
+    small = gallery.prefix(10)
+    assert len(small) == 10
+    want = SlowGallery(slow, protocol.gallery[:10]).scores(tok, protocol.queries[:2], max_len=48)
+    np.testing.assert_allclose(small.scores(tok, protocol.queries[:2], max_len=48), want,
+                               rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="n must be"):
+        gallery.prefix(0)
