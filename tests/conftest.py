@@ -29,3 +29,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The tiny world, generated once per test module into a temporary folder."""
+    from fastslow_lib.data import load_world
+
+    return load_world("tiny", tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture(scope="module")
+def tok(world):
+    """The tiny world's tokenizer."""
+    return world.tokenizer()

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from shared import TINY_VISION
 
-from fastslow_lib.data import load_world
 from fastslow_lib.distill import (
     GroupBatchSampler,
     distillation_extra_loss,
@@ -29,16 +28,6 @@ from fastslow_lib.training import FastTrainConfig, train_fast
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
         "vision_kwargs": TINY_VISION}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return load_world("tiny", tmp_path_factory.mktemp("world"))
-
-
-@pytest.fixture(scope="module")
-def tok(world):
-    return world.tokenizer()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import torch
 from shared import TINY_VISION
 
 from fastslow_lib.checkpoint import checkpoint_exists
-from fastslow_lib.data import load_world
 from fastslow_lib.data.captions import is_true, tokenize_caption
 from fastslow_lib.grounding import upsample_map, word_heatmaps
 from fastslow_lib.matching import get_matching_model, itm_step, mine_hard_negatives
@@ -26,16 +25,6 @@ from fastslow_lib.slow_training import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {"width": 32, "heads": 2, "vision_kwargs": TINY_VISION}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return load_world("tiny", tmp_path_factory.mktemp("world"))
-
-
-@pytest.fixture(scope="module")
-def tok(world):
-    return world.tokenizer()
 
 
 def slow(tok, cls=SlowModel, **over) -> torch.nn.Module:

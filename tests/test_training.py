@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow_lib.data import RetrievalProtocol, load_world
+from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.evaluate import (
     embed_images,
     embed_texts,
@@ -20,16 +20,6 @@ from fastslow_lib.models import DualEncoder, FastConfig
 from fastslow_lib.training import FastTrainConfig, cosine_schedule, get_fast_model, train_fast
 
 SMALL = {"embed_dim": 32, "text_width": 32, "text_layers": 1, "text_heads": 2}
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    return load_world("tiny", tmp_path_factory.mktemp("world"))
-
-
-@pytest.fixture(scope="module")
-def tok(world):
-    return world.tokenizer()
 
 
 def model_for(tok) -> DualEncoder:
