@@ -55,6 +55,8 @@ def main() -> None:
     parser.add_argument("--base-queries", type=int, default=200,
                         help="queries timing Slow on everything at the first size")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--query-block", type=int, default=16,
+                        help="queries Slow re-scores per decoder call (rerank's query_block)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--device", default=None, help="default: cuda, then mps, then cpu")
     parser.add_argument("--out", type=Path, default=None, help="default results/bench_rerank.json")
@@ -109,12 +111,12 @@ def main() -> None:
         slow_per_query = base_per_query * eight / eight_base
         # Fast + Slow(K): per stage.
         rerank(queries[:16], fast_model=fast, tokenizer=tok, index=index, gallery=gallery,
-               k=args.k)  # warm-up
+               k=args.k, query_block=args.query_block)  # warm-up
         runs = []
         for _ in range(3):  # the median of 3 runs
             timer = StageTimer(device)
             out = rerank(queries, fast_model=fast, tokenizer=tok, index=index, gallery=gallery,
-                         k=args.k, timer=timer)
+                         k=args.k, query_block=args.query_block, timer=timer)
             runs.append({name: s / len(queries) for name, s in timer.totals().items()})
         stages = sorted(runs, key=lambda r: sum(r.values()))[1]
         fs_per_query = sum(stages.values())
@@ -145,6 +147,7 @@ def main() -> None:
                                            r["stages_ms_per_query"].items()))
     result = {
         "machine": machine_name(), "device": describe_device(device), "threads": args.threads,
+        "query_block": args.query_block,
         "preset": preset.name, "queries": args.queries, "base_queries": args.base_queries,
         "rows": rows,
     }
