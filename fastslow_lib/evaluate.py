@@ -92,23 +92,40 @@ def fast_pair_scorer(
     return score
 
 
-def probe_accuracy(scorer: PairScorer, probe: ProbeSet) -> dict[str, float]:
-    """Pairwise accuracy (percent) on the compositional probe, overall and per kind.
+def probe_accuracy(
+    scorer: PairScorer, probe: ProbeSet, *, tie_tol: float | None = None
+) -> dict[str, float]:
+    """Pairwise accuracy (percent) on a probe, overall (``probe``) and per kind (``probe_<kind>``).
 
-    Each pair gives two comparisons: caption a must score image a above image b, and caption b
-    image b above image a. Chance is 50.
+    Each pair gives two comparisons: caption a must score item a above item b, and caption b
+    item b above item a. Chance is 50. A tie counts as wrong; with ``tie_tol``, scores within
+    ``tie_tol`` of each other count as half right (a coin flip) and ``ties`` reports their share
+    in percent: the clip probe of notebook 05 uses it, where an order-blind model's scores of a
+    clip and its reversal differ only by float rounding. Works for the image probe
+    (:class:`~fastslow_lib.data.world.ProbeSet`) and the clip probe
+    (:class:`~fastslow_lib.data.clips.ClipProbe`).
     """
     s_aa = scorer(probe.caption_a, probe.images_a)
     s_ab = scorer(probe.caption_a, probe.images_b)
     s_bb = scorer(probe.caption_b, probe.images_b)
     s_ba = scorer(probe.caption_b, probe.images_a)
     pos, neg = np.concatenate([s_aa, s_bb]), np.concatenate([s_ab, s_ba])
-    kinds = np.array(probe.kinds * 2)
-    out = {"probe": pairwise_accuracy(pos, neg)}
-    for kind in PROBE_KINDS:
-        sel = kinds == kind
-        if sel.any():
-            out[f"probe_{kind}"] = pairwise_accuracy(pos[sel], neg[sel])
+    kinds = np.array(list(probe.kinds) * 2)
+    if tie_tol is None:
+        def accuracy(sel: np.ndarray) -> float:
+            return pairwise_accuracy(pos[sel], neg[sel])
+    else:
+        tie = np.abs(pos - neg) <= tie_tol
+        right = np.where(tie, 0.5, (pos > neg).astype(np.float64))
+
+        def accuracy(sel: np.ndarray) -> float:
+            return float(100.0 * right[sel].mean())
+    everything = np.ones(len(pos), dtype=bool)
+    out = {"probe": accuracy(everything)}
+    for kind in dict.fromkeys(probe.kinds):  # in order of first appearance
+        out[f"probe_{kind}"] = accuracy(kinds == kind)
+    if tie_tol is not None:
+        out["ties"] = float(100.0 * tie.mean())
     return out
 
 

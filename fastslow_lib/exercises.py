@@ -185,3 +185,33 @@ def check_rerank_top1(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str
             hint = "take the argmax of each row of slow_scores, then look it up in fast_ids"
         return f"not yet: expected {want.tolist()}, got {got.tolist()} ({hint})"
     return "correct: re-ranked top-1 ids, ties going to Fast's earlier candidate"
+
+
+def check_reverse_events(fn: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> str:
+    """Check ``fn(events) -> events``: the two events of a clip played backwards.
+
+    An event is ``(kind, detail)``: ``("move", "left")``, ``("appear", "")``,
+    ``("disappear", "")`` or ``("turn", "<new colour>")``; the clip's actor colours are not
+    needed except for turns, so turns are left out of the cases. The answer lists the backward
+    clip's events in its order (:meth:`fastslow_lib.data.clips.ClipScript.reversed` is the
+    reference). Taught in notebooks/05_video.ipynb (exercise 1).
+    """
+    cases = [
+        ([("move", "left"), ("move", "up")], [("move", "down"), ("move", "right")]),
+        ([("appear", ""), ("move", "right")], [("move", "left"), ("disappear", "")]),
+        ([("move", "down"), ("disappear", "")], [("appear", ""), ("move", "up")]),
+    ]
+    for events, want in cases:
+        try:
+            got = [tuple(e) for e in fn(list(events))]
+        except Exception as e:  # a learner's bug should become a verdict, not a traceback
+            return f"not yet: your function raised {type(e).__name__}: {e}"
+        if got != want:
+            if got == list(reversed(events)):
+                hint = "the order is right, but each event must be undone too"
+            elif sorted(got) == sorted(want):
+                hint = "the right events, in the wrong order: the last event is undone first"
+            else:
+                hint = "play the clip backwards: last event first, each one inverted"
+            return f"not yet: for {events} expected {want}, got {got} ({hint})"
+    return f"correct: the backward clip's events on {len(cases)} cases"

@@ -16,10 +16,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastslow_lib.data.clips import ClipConfig
 from fastslow_lib.data.world import WorldConfig
 from fastslow_lib.distill import DistillConfig
 from fastslow_lib.slow_training import SlowTrainConfig
 from fastslow_lib.training import FastTrainConfig
+from fastslow_lib.video_training import VideoSettings
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Preset:
     slow_queries: int = 200
     #: How the Fast student is distilled from Slow (notebook 03).
     distill: DistillConfig = field(default_factory=DistillConfig)
+    #: The clip world of notebook 05.
+    clips: ClipConfig = field(default_factory=ClipConfig)
+    #: The video models' sizes and budgets (notebook 05).
+    video: VideoSettings = field(default_factory=VideoSettings)
 
 
 PRESETS: dict[str, Preset] = {
@@ -53,6 +59,15 @@ PRESETS: dict[str, Preset] = {
         SlowTrainConfig(epochs=2, batch_size=32),
         {"width": 32, "heads": 2},
         20,
+        clips=ClipConfig(n_train=200, n_val=40, n_test=40, probe_pairs_per_kind=10),
+        video=VideoSettings(
+            FastTrainConfig(epochs=2, batch_size=32, val_queries=40),
+            {"image_size": 32, "embed_dim": 32, "text_width": 32, "text_layers": 1,
+             "text_heads": 2},
+            SlowTrainConfig(epochs=2, batch_size=32),
+            {"image_size": 32, "width": 32, "heads": 2},
+            20,
+        ),
     ),
     "cpu": Preset(
         "cpu",

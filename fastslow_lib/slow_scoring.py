@@ -159,10 +159,13 @@ def _check_gallery(model: torch.nn.Module, images: np.ndarray) -> None:
     """A clear error for images of the wrong size or channel count (before any work)."""
     arr = np.asarray(images)
     size = model.config.image_size
-    if arr.ndim != 4 or arr.shape[1:] != (size, size, 3):
+    frames = getattr(model, "frames", None)  # video models (notebook 05) take clips
+    item = (size, size, 3) if frames is None else (frames, size, size, 3)
+    if arr.ndim != 1 + len(item) or arr.shape[1:] != item:
+        what = "images" if frames is None else "clips"
         raise ValueError(
-            f"images must have shape (N, {size}, {size}, 3) uint8 for this model, got "
-            f"{tuple(arr.shape)}"
+            f"{what} must have shape (N, {', '.join(map(str, item))}) uint8 for this model, "
+            f"got {tuple(arr.shape)}"
         )
     if len(arr) == 0:
         raise ValueError("images is empty: give at least one image")

@@ -29,8 +29,12 @@ def test_images_to_tensor_shape_range_and_errors():
     assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32 and float(x.max()) == 1.0
     with pytest.raises(TypeError, match="uint8"):
         images_to_tensor(np.zeros((2, 8, 8, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"\(N, H, W, 3\), got \(2, 8, 8, 4\)"):
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\).*got \(2, 8, 8, 4\)"):
         images_to_tensor(np.zeros((2, 8, 8, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"\(N, T, H, W, 3\) for clips"):
+        images_to_tensor(np.zeros((2, 2, 2, 8, 8, 3), dtype=np.uint8))
+    clips = images_to_tensor(np.zeros((2, 5, 8, 8, 3), dtype=np.uint8))
+    assert clips.shape == (2, 5, 3, 8, 8)
 
 
 def test_train_pairs_one_caption_per_image_and_epochs_differ(world):

@@ -95,3 +95,18 @@ def test_rerank_top1_checker():
     assert "position" in check_rerank_top1(lambda f, s: np.argmax(s, axis=1))
     assert "not yet" in check_rerank_top1(lambda f, s: f[:, 0])
     assert "raised" in check_rerank_top1(lambda *a: 1 / 0)
+
+
+def test_check_reverse_events_accepts_the_reference_and_explains_mistakes():
+    from fastslow_lib.data.clips import OPPOSITE
+    from fastslow_lib.exercises import check_reverse_events
+
+    undo = {"appear": "disappear", "disappear": "appear", "move": "move"}
+
+    def right(events):
+        return [(undo[k], OPPOSITE.get(d, d)) for k, d in reversed(events)]
+
+    assert check_reverse_events(right).startswith("correct")
+    assert "undone too" in check_reverse_events(lambda ev: list(reversed(ev)))
+    assert "wrong order" in check_reverse_events(lambda ev: list(reversed(right(ev))))
+    assert "raised" in check_reverse_events(lambda ev: 1 / 0)

@@ -23,15 +23,23 @@ from fastslow_lib.data.world import Split
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """``(N, H, W, 3)`` or ``(H, W, 3)`` uint8 -> float tensor ``(N, 3, H, W)`` in [0, 1]."""
+    """Visual items as a float tensor in [0, 1], channels first.
+
+    Images ``(N, H, W, 3)`` (or one ``(H, W, 3)``) uint8 -> ``(N, 3, H, W)``; video clips
+    ``(N, T, H, W, 3)`` -> ``(N, T, 3, H, W)`` (notebook 05). A 4-D array is always N images:
+    give one clip as ``clips[i : i + 1]``.
+    """
     arr = np.asarray(images)
     if arr.dtype != np.uint8:
         raise TypeError(f"images must be uint8 RGB, got dtype {arr.dtype}")
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ValueError(f"images must have shape (N, H, W, 3), got {tuple(arr.shape)}")
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)
+    if arr.ndim not in (4, 5) or arr.shape[-1] != 3:
+        raise ValueError(f"images must have shape (N, H, W, 3), or (N, T, H, W, 3) for clips, "
+                         f"got {tuple(arr.shape)}")
+    x = torch.from_numpy(np.ascontiguousarray(arr))
+    x = x.permute(0, 3, 1, 2) if arr.ndim == 4 else x.permute(0, 1, 4, 2, 3)
+    return x.float().div_(255.0)
 
 
 class TrainPairs(Dataset):
@@ -55,7 +63,7 @@ class TrainPairs(Dataset):
     def __getitem__(self, i: int) -> dict:
         c = int(self._captions[i, self._choice[i]])
         return {
-            "image": images_to_tensor(self.split.images[i])[0],
+            "image": images_to_tensor(self.split.images[i : i + 1])[0],
             "caption": self.split.captions[c],
             "image_index": int(i),
             "caption_index": c,
