@@ -50,48 +50,13 @@ import torch
 from fastslow_lib.device import machine_name
 from fastslow_lib.index import VectorIndex, recall_at_k
 from fastslow_lib.results import repo_root
+from fastslow_lib.scale import clustered_unit_vectors, noisy_queries, random_unit_vectors
 
 KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def random_unit_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` random L2-normalised float32 vectors, made in chunks to bound the temporaries."""
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        block = rng.standard_normal((min(100_000, n - start), dim), dtype=np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start : start + len(block)] = block
-    return out
-
-
-def clustered_unit_vectors(
-    n: int, dim: int, rng: np.random.Generator, per_cluster: int, spread: float
-) -> np.ndarray:
-    """``n`` unit vectors in groups of about ``per_cluster`` around random unit centres."""
-    centres = random_unit_vectors(max(1, n // per_cluster), dim, rng)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        m = min(100_000, n - start)
-        block = centres[rng.integers(len(centres), size=m)]
-        block = block + spread * rng.standard_normal((m, dim), dtype=np.float32) / math.sqrt(dim)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[start : start + m] = block
-    return out
-
-
-def noisy_queries(
-    db: np.ndarray, n: int, noise: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` queries: database vectors plus Gaussian noise of norm about ``noise``."""
-    src = rng.choice(len(db), size=n, replace=False)
-    g = rng.standard_normal((n, db.shape[1]), dtype=np.float32)
-    q = db[src] + noise * g / math.sqrt(db.shape[1])
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    return np.ascontiguousarray(q, dtype=np.float32), src
 
 
 def median_latency_s(index: VectorIndex, queries: np.ndarray, k: int) -> float:

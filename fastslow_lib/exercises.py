@@ -10,6 +10,7 @@ Taught in notebooks/00_data.ipynb, 01_fast.ipynb, 02_slow.ipynb, 03_distill.ipyn
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -215,3 +216,29 @@ def check_reverse_events(fn: Callable[[list[tuple[str, str]]], list[tuple[str, s
                 hint = "play the clip backwards: last event first, each one inverted"
             return f"not yet: for {events} expected {want}, got {got} ({hint})"
     return f"correct: the backward clip's events on {len(cases)} cases"
+
+
+def check_machines(fn: Callable[[float, float, float], int]) -> str:
+    """Check ``fn(n_items, bytes_per_item, gib_per_machine) -> int``: machines to hold an index.
+
+    80% of each machine's memory is usable and the answer is at least 1
+    (:func:`fastslow_lib.scale.machines_needed` is the reference). Taught in
+    notebooks/06_demo_and_scale.ipynb (exercise 1).
+    """
+    from fastslow_lib.scale import machines_needed
+
+    cases = [(1e9, 1024.0, 128.0), (1e9, 76.0, 128.0), (1e6, 1024.0, 24.0), (3e8, 76.0, 24.0)]
+    for n, b, gib in cases:
+        want = machines_needed(n, b, gib * 2**30)
+        try:
+            got = int(fn(n, b, gib))
+        except Exception as e:  # a learner's bug should become a verdict, not a traceback
+            return f"not yet: your function raised {type(e).__name__}: {e}"
+        if got != want:
+            if got == max(1, math.ceil(n * b / (gib * 2**30))):
+                hint = "only 80% of each machine's memory is usable"
+            else:
+                hint = "machines = ceil(n_items * bytes_per_item / (0.8 * GiB per machine * 2**30))"
+            return (f"not yet: {n:.0e} items of {b:g} bytes on {gib:g} GiB machines need {want}, "
+                    f"got {got} ({hint})")
+    return f"correct: {len(cases)} cases, from one machine to ten"

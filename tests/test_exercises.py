@@ -110,3 +110,17 @@ def test_check_reverse_events_accepts_the_reference_and_explains_mistakes():
     assert "undone too" in check_reverse_events(lambda ev: list(reversed(ev)))
     assert "wrong order" in check_reverse_events(lambda ev: list(reversed(right(ev))))
     assert "raised" in check_reverse_events(lambda ev: 1 / 0)
+
+
+def test_check_machines_accepts_the_reference_and_explains_mistakes():
+    import math
+
+    from fastslow_lib.exercises import check_machines
+
+    def right(n, b, gib):
+        return max(1, math.ceil(n * b / (0.8 * gib * 2**30)))
+
+    assert check_machines(right).startswith("correct")
+    assert "80%" in check_machines(lambda n, b, gib: max(1, math.ceil(n * b / (gib * 2**30))))
+    assert "not yet" in check_machines(lambda n, b, gib: 0)
+    assert "raised" in check_machines(lambda n, b, gib: 1 / 0)
