@@ -132,14 +132,29 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summary: Mapping[str, Any]) -> str:
-    """The markdown text of ``summary.md`` for a loaded summary."""
+def render_markdown(summary: Mapping[str, Any], results_dir: str | Path | None = None) -> str:
+    """The markdown text of ``summary.md`` for a loaded summary.
+
+    It opens with the claims table (:func:`fastslow_lib.report.claims_table`: the paper's claims
+    beside the measured numbers and the goals) and the course's wall time when ``make course``
+    recorded it (section ``course``), then lists every section's values.
+    """
+    from fastslow_lib.report import claims_table
+
     notes = summary.get(NOTES_KEY, {})
     lines = [
         "# Results summary",
         "",
         f"Generated from `{JSON_NAME}` by `fastslow_lib.results.record`; do not edit by hand.",
+        "",
+        "## Claims",
+        "",
+        claims_table(summary, results_dir),
     ]
+    course = summary.get("course")
+    if isinstance(course, Mapping) and "total_s" in course:
+        lines += ["", f"Whole course (`make course`): {course['total_s'] / 60:.1f} min on "
+                  f"{course.get('machine', 'this machine')}."]
     for section in sorted(k for k in summary if not k.startswith("_")):
         lines += ["", f"## {section}", ""]
         if notes.get(section):
@@ -184,5 +199,5 @@ def record(
     json_path = directory / JSON_NAME
     text = json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
     _atomic_write(json_path, text + "\n")
-    _atomic_write(directory / MD_NAME, render_markdown(summary))
+    _atomic_write(directory / MD_NAME, render_markdown(summary, directory))
     return json_path

@@ -153,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     args.times.parent.mkdir(parents=True, exist_ok=True)
     args.times.write_text(json.dumps({**times, "total": total}, indent=2) + "\n")
     print(f"wrote {args.times}")
+    if not args.notebooks:  # the whole course: its wall time and the claims table
+        from fastslow_lib.report import claims_table
+        from fastslow_lib.results import load_summary, record
+
+        record("course", {"total_s": total, "notebook_s": times, "machine": _machine()},
+               notes="wall time of `make course`, per notebook (seconds)")
+        print("\n" + claims_table(load_summary(), REPO / "results"))
     return 0
 
 
