@@ -137,3 +137,35 @@ def test_transfer_weights_copies_what_fits(ctok):
     assert "vision.proj.weight" in copied and "logit_scale" in copied
     with pytest.raises(ValueError, match="no tensor"):
         transfer_weights(torch.nn.Linear(3, 3), image_fast.vision)
+
+
+def test_distillation_runs_on_clips_unchanged(clips, ctok, one_thread):
+    from dataclasses import replace
+
+    from fastslow_lib.distill import (
+        GroupBatchSampler,
+        distillation_extra_loss,
+        lookalike_groups,
+        teacher_scores,
+        training_captions,
+    )
+    from fastslow_lib.training import train_fast
+
+    student, teacher = fast(ctok, "transformer"), slow(ctok)
+    cfg = replace(SETTINGS.fast_train, epochs=1)
+    groups = lookalike_groups(student, clips.train, 4)
+    assert groups.shape == (len(clips.train) // 4, 4)
+    caps = training_captions(clips.train, cfg.epochs, seed=cfg.seed)
+    table = teacher_scores(teacher, ctok, clips.train, groups, caps, max_len=48)
+    assert np.isfinite(table[caps]).all() and np.isnan(np.delete(table, caps, axis=0)).all()
+    # Row c holds Slow's score of caption c against every clip of its clip's group.
+    c = int(caps[0])
+    owner = int(clips.train.caption_image[c])
+    members = groups[np.flatnonzero((groups == owner).any(1))[0]]
+    want = slow_scores(teacher, ctok, [clips.train.captions[c]], clips.train.images[members],
+                       max_len=48)[0]
+    np.testing.assert_allclose(table[c], want, rtol=1e-4, atol=1e-3)
+    sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(clips.train))
+    hist = train_fast(student, clips, ctok, cfg, batch_sampler=sampler,
+                      extra_loss=distillation_extra_loss(table, sampler, weight=1.0, tau=2.0))
+    assert np.isfinite(hist["loss"]).all() and hist["steps"] == len(clips.train) // cfg.batch_size
