@@ -554,15 +554,9 @@ class ClipWorld:
 
     def tokenizer(self):  # -> transformers.PreTrainedTokenizerFast
         """The word-level tokenizer of the training captions, cached beside the splits."""
-        from fastslow_lib.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+        from fastslow_lib.data.world import cached_tokenizer
 
-        where = self.folder / "tokenizer" if self.folder is not None else None
-        if where is not None and (where / "tokenizer.json").exists():
-            return load_tokenizer(where)
-        tok = build_tokenizer(self.train.captions)
-        if where is not None:
-            save_tokenizer(tok, where)
-        return tok
+        return cached_tokenizer(self.folder, self.train.captions)
 
 
 def _save(folder: Path, name: str, arrays: dict, meta: dict) -> None:

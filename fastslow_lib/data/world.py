@@ -361,15 +361,24 @@ class World:
 
     def tokenizer(self):  # -> transformers.PreTrainedTokenizerFast
         """The word-level tokenizer of the training captions, cached beside the splits."""
-        from fastslow_lib.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+        return cached_tokenizer(self.folder, self.train.captions)
 
-        where = self.folder / "tokenizer" if self.folder is not None else None
-        if where is not None and (where / "tokenizer.json").exists():
-            return load_tokenizer(where)
-        tok = build_tokenizer(self.train.captions)
-        if where is not None:
-            save_tokenizer(tok, where)
-        return tok
+
+def cached_tokenizer(folder: Path | None, captions: list[str]):
+    """The tokenizer of ``captions``, read from ``folder/tokenizer`` or built and saved there.
+
+    Shared by the image world and the clip world (notebook 05); ``folder=None`` builds it
+    without caching.
+    """
+    from fastslow_lib.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
+
+    where = folder / "tokenizer" if folder is not None else None
+    if where is not None and (where / "tokenizer.json").exists():
+        return load_tokenizer(where)
+    tok = build_tokenizer(captions)
+    if where is not None:
+        save_tokenizer(tok, where)
+    return tok
 
 
 def load_world(
