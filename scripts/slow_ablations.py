@@ -119,6 +119,8 @@ def main() -> None:
         results[name] = {"overrides": over, "parameters": model.num_parameters(),
                          "train_seconds": round(history["seconds"], 1), "loaded": loaded,
                          "final_loss": round(history["final_loss"], 4), **metrics}
+        if "final_matching_loss" in history:
+            results[name]["final_matching_loss"] = round(history["final_matching_loss"], 4)
         print(f"{name}: {time.perf_counter() - t0:.0f} s", {k: v for k, v in metrics.items()
                                                            if k.endswith("R@1") or k == "probe"},
               flush=True)

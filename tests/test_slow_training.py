@@ -10,8 +10,14 @@ from shared import TINY_VISION
 
 from fastslow_lib.checkpoint import checkpoint_exists
 from fastslow_lib.data.captions import is_true, tokenize_caption
+from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.grounding import upsample_map, word_heatmaps
-from fastslow_lib.matching import get_matching_model, itm_step, mine_hard_negatives
+from fastslow_lib.matching import (
+    get_matching_model,
+    itm_learned,
+    itm_step,
+    mine_hard_negatives,
+)
 from fastslow_lib.models import DualEncoder, FastConfig
 from fastslow_lib.models.slow import MatchingModel, SlowConfig, SlowModel
 from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
@@ -131,9 +137,36 @@ def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_pa
     model, h, loaded = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm.safetensors", neg)
     assert isinstance(model, MatchingModel) and not loaded
     assert h["epoch_loss"][-1] < h["epoch_loss"][0], h["epoch_loss"]
-    assert h["epoch_loss"][0] == pytest.approx(np.log(2), abs=0.15)  # starts at chance
+    assert len(h["matching_loss"]) == h["steps"]
+    assert h["matching_loss"][0] == pytest.approx(np.log(2), abs=0.15)  # starts at chance
+    assert itm_learned(h["final_matching_loss"]), h["final_matching_loss"]
+    assert not itm_learned(0.6929)  # where matching alone ended on the cpu world
+    # The matching part itself leaves chance (ln 2) on training pairs and their negatives.
+    batch = slow_batch(tok, world.train.captions[:60:5], world.train.images[:12], 48)
+    with torch.no_grad():
+        negatives = images_to_tensor(world.train.images[neg[:60:5, 0]])
+        out = model(batch["image"], batch["fwd"], negatives)
+    assert float(out["matching"]) < 0.9 * np.log(2), float(out["matching"])
     with pytest.raises(ValueError, match="one per training caption"):
         get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm2.safetensors", neg[:5])
+
+
+def test_matching_loss_adds_the_captioning_loss_of_the_matches(world, tok):
+    model = slow(tok, MatchingModel).eval()
+    batch = slow_batch(tok, world.train.captions[:30:5], world.train.images[:6], 48)
+    neg = images_to_tensor(world.train.images[6:12])
+    plain = model(batch["image"], batch["fwd"], neg)
+    both = model(batch["image"], batch["fwd"], neg, caption_weight=0.5)
+    torch.testing.assert_close(plain["loss"], plain["matching"])
+    ids, mask = batch["fwd"]["input_ids"], batch["fwd"]["attention_mask"]
+    logits = model.trunk(ids[:, :-1], model.vision(batch["image"]))  # the usual captioner call
+    target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    caption = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                target.reshape(-1), ignore_index=-100)
+    torch.testing.assert_close(both["caption"], caption)
+    torch.testing.assert_close(both["loss"], plain["matching"] + 0.5 * caption)
+    with pytest.raises(ValueError, match="caption_weight"):
+        model(batch["image"], batch["fwd"], neg, caption_weight=-1.0)
 
 
 def test_itm_step_adds_one_negative_per_caption(world, tok):

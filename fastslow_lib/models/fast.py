@@ -592,8 +592,9 @@ class TextTower(nn.Module):
             encoder.pooler = None  # unused: we pool ourselves; keeps every parameter trained
         return cls(config, encoder=encoder)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``(B, L)`` token ids and mask -> ``(B, embed_dim)`` features."""
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` token ids and mask -> ``(B, width)``: the encoder's masked mean, before the
+        projection (for a pretrained MiniLM, its sentence embedding before normalisation)."""
         input_ids, attention_mask = _check_tokens(
             input_ids, attention_mask, self.vocab_size, self.max_len
         )
@@ -601,8 +602,11 @@ class TextTower(nn.Module):
             input_ids=input_ids, attention_mask=attention_mask
         ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1)
-        return self.proj(pooled)
+        return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` token ids and mask -> ``(B, embed_dim)`` features."""
+        return self.proj(self.pooled(input_ids, attention_mask))
 
 
 # --------------------------------------------------------------------------- dual encoder

@@ -455,7 +455,9 @@ class MatchingModel(nn.Module):
     cross-attention decoder layers (one direction), read out at the caption's last real token
     (``[EOS]``, which under causal attention has seen the whole caption) by a linear head that
     gives a matching logit. The score of a pair is that logit. Trained with binary
-    cross-entropy on matching pairs and hard negatives (notebook 02 mines them with Fast).
+    cross-entropy on matching pairs and hard negatives (notebook 02 mines them with Fast), with
+    an optional captioning loss on the same trunk (``caption_weight``; see
+    ``fastslow_lib.matching`` for why notebook 02 needs it).
     """
 
     def __init__(self, config: SlowConfig | dict[str, Any]) -> None:
@@ -480,20 +482,38 @@ class MatchingModel(nn.Module):
 
     def forward(
         self, images: torch.Tensor, fwd: dict[str, torch.Tensor],
-        negative_images: torch.Tensor | None = None,
+        negative_images: torch.Tensor | None = None, *, caption_weight: float = 0.0,
     ) -> dict[str, torch.Tensor]:
         """BCE loss of the matching pairs (label 1) and, if given, caption i with
-        ``negative_images[i]`` (label 0)."""
+        ``negative_images[i]`` (label 0); plus ``caption_weight`` times the forward captioning
+        loss of the matching pairs (mean token cross-entropy through the tied embedding, read
+        from the same hidden states: causal attention makes the prefix states those of
+        ``ids[:, :-1]``). Returns ``loss``, its ``matching`` and ``caption`` parts, and
+        ``accuracy`` (of the matching decisions)."""
+        if not caption_weight >= 0.0:
+            raise ValueError(f"caption_weight must be >= 0, got {caption_weight}")
         ids, mask = fwd["input_ids"], fwd["attention_mask"]
+        n = len(ids)
         if negative_images is not None:
             images = torch.cat([images, negative_images])
             ids, mask = torch.cat([ids, ids]), torch.cat([mask, mask])
         labels = torch.zeros(len(ids), device=ids.device)
-        labels[: len(fwd["input_ids"])] = 1.0
-        logits = self.logits(ids, mask, self.vision(images))
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        accuracy = ((logits > 0).float() == labels).float().mean()
-        return {"loss": loss, "accuracy": accuracy.detach()}
+        labels[:n] = 1.0
+        hidden = self.trunk.hidden(ids, self.vision(images))
+        last = mask.sum(dim=1).long() - 1
+        logits = self.head(hidden[torch.arange(len(hidden), device=hidden.device), last])
+        logits = logits.squeeze(-1)
+        matching = F.binary_cross_entropy_with_logits(logits, labels)
+        out = {"matching": matching, "loss": matching,
+               "accuracy": ((logits > 0).float() == labels).float().mean().detach()}
+        if caption_weight > 0:
+            words = hidden[:n, :-1] @ self.trunk.embed.weight.T
+            target = ids[:n, 1:].masked_fill(mask[:n, 1:] == 0, -100)
+            caption = F.cross_entropy(words.reshape(-1, words.shape[-1]).float(),
+                                      target.reshape(-1), ignore_index=-100)
+            out["caption"] = caption
+            out["loss"] = matching + caption_weight * caption
+        return out
 
     def num_parameters(self) -> int:
         """Number of parameters."""
