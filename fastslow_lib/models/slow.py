@@ -476,9 +476,12 @@ class MatchingModel(nn.Module):
         kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None, group: int = 1,
     ) -> torch.Tensor:
         """Matching logits ``(B,)`` of full sequences ``ids`` (``[BOS] ... [EOS]``)."""
-        h = self.trunk.hidden(ids, visual, kv, group)
+        return self.read_out(self.trunk.hidden(ids, visual, kv, group), mask)
+
+    def read_out(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The head's logits ``(B,)`` at each sequence's last real token (``[EOS]``)."""
         last = mask.sum(dim=1).long() - 1
-        return self.head(h[torch.arange(len(h), device=h.device), last]).squeeze(-1)
+        return self.head(hidden[torch.arange(len(hidden), device=hidden.device), last]).squeeze(-1)
 
     def forward(
         self, images: torch.Tensor, fwd: dict[str, torch.Tensor],
@@ -500,9 +503,7 @@ class MatchingModel(nn.Module):
         labels = torch.zeros(len(ids), device=ids.device)
         labels[:n] = 1.0
         hidden = self.trunk.hidden(ids, self.vision(images))
-        last = mask.sum(dim=1).long() - 1
-        logits = self.head(hidden[torch.arange(len(hidden), device=hidden.device), last])
-        logits = logits.squeeze(-1)
+        logits = self.read_out(hidden, mask)
         matching = F.binary_cross_entropy_with_logits(logits, labels)
         out = {"matching": matching, "loss": matching,
                "accuracy": ((logits > 0).float() == labels).float().mean().detach()}
