@@ -15,8 +15,15 @@ images (groups built by plain Fast, as for training). Slow and plain Fast are me
 way, so the table shows how much of the teacher's advantage each student took.
 
     python scripts/distill_sweep.py [--only NAME ...]
+    python scripts/distill_sweep.py --epochs 12 [--only NAME ...]
 
 About 3.5 minutes per variant on 2 cores (plus 2 minutes per new set of teacher scores).
+
+``--epochs N`` asks whether distillation pays once the budget is longer: plain Fast and every
+student are trained from scratch for N epochs (the same N for all; the curriculum's first
+group epoch scales with it, 3 of 6 becoming N / 2), the look-alike groups come from that Fast,
+and the results go to ``results/distill_sweep_<N>ep.json`` (the preset's checkpoints are left
+alone). Notebook 03 does not read these files; they are evidence for planning the budget.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 
 from fastslow_lib.data import RetrievalProtocol, load_world
+from fastslow_lib.data.truth import truth_matrix
 from fastslow_lib.device import machine_name
 from fastslow_lib.distill import (
     GroupBatchSampler,
@@ -65,6 +73,26 @@ VARIANTS: dict[str, dict] = {
     "curriculum, groups only, tau=1": {"group_share": 1.0, "tau": 1.0},
     "preset": {},
 }
+
+
+def group_false_negatives(split, groups: np.ndarray) -> float:
+    """% of ``split``'s captions that are also true of another image of their image's group.
+
+    By the scene descriptions (``truth_matrix``): how often InfoNCE on look-alike batches would
+    push a caption away from an image it describes.
+    """
+    group_of = np.full(len(split), -1)
+    for g, members in enumerate(groups):
+        group_of[members] = g
+    hits = total = 0
+    for c, image in enumerate(split.caption_image):
+        g = group_of[image]
+        if g < 0:
+            continue
+        others = [split.scenes[j] for j in groups[g] if j != image]
+        hits += bool(truth_matrix([split.forms[c]], others).any())
+        total += 1
+    return 100.0 * hits / total
 
 
 def lookalike_accuracy(score_fn, split, groups: np.ndarray) -> float:
@@ -106,6 +134,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", default=None, help="variant names to (re)run")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="a longer equal budget for Fast and every student (see above)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     preset = get_preset("cpu")
@@ -115,16 +145,34 @@ def main() -> None:
     root = repo_root()
     ckpt = root / "checkpoints"
     out_path = root / "results" / "distill_sweep.json"
+    longer = args.epochs is not None and args.epochs != cfg.epochs
+    if longer:
+        if args.epochs < 2:
+            raise SystemExit(f"--epochs must be at least 2, got {args.epochs}")
+        start_scale = args.epochs / cfg.epochs
+        cfg = dataclasses.replace(cfg, epochs=args.epochs)
+        out_path = root / "results" / f"distill_sweep_{args.epochs}ep.json"
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
     result.update({"machine": machine_name(), "preset": preset.name,
                    "preset_distill": preset.distill.to_dict(), "fast_train": cfg.to_dict()})
     runs = result.setdefault("runs", {})
 
-    fast, fast_history, _ = get_fast_model(world, tok, preset.fast_model, cfg,
-                                           ckpt / "fast_cpu.safetensors")
+    if longer:  # a plain Fast at the longer budget, trained here and not saved
+        torch.manual_seed(cfg.seed)
+        fast = DualEncoder(FastConfig(vocab_size=len(tok), max_len=cfg.max_len,
+                                      **preset.fast_model))
+        fast_history = train_fast(fast, world, tok, cfg)
+    else:
+        fast, fast_history, _ = get_fast_model(world, tok, preset.fast_model, cfg,
+                                               ckpt / "fast_cpu.safetensors")
     slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
                                 ckpt / "slow_cpu.safetensors")
     val_groups = lookalike_groups(fast, world.val, preset.distill.group_size, seed=cfg.seed)
+    train_groups = make_groups(preset.distill, fast, world.train, seed=cfg.seed)
+    result["lookalike_false_negatives_%"] = round(group_false_negatives(world.train,
+                                                                        train_groups), 2)
+    print(f"training captions true of another image of their look-alike group: "
+          f"{result['lookalike_false_negatives_%']:.2f}%", flush=True)
     if args.only is None or "Fast" in args.only:
         runs["Fast"] = {"config": None, "val_R@1": fast_history["val_R@1"],
                         **evaluate(fast, tok, world, cfg.max_len, val_groups)}
@@ -144,14 +192,17 @@ def main() -> None:
         if args.only is not None and name not in args.only:
             continue
         dcfg = dataclasses.replace(preset.distill, **changes)
+        if longer:
+            dcfg = dataclasses.replace(dcfg, start_epoch=round(dcfg.start_epoch * start_scale))
         start = time.perf_counter()
-        if name == "preset":
+        if name == "preset" and not longer:
             model, info, _ = get_distilled_model(world, tok, preset, fast, slow, ckpt)
             history = info["history"]
         else:
             groups = make_groups(dcfg, fast, world.train, seed=cfg.seed)
-            cache = ckpt / ("teacher_cpu.safetensors" if dcfg.groups == "lookalike"
-                            else f"teacher_cpu_{dcfg.groups}.safetensors")
+            cache = ckpt / ("teacher_cpu" + ("" if dcfg.groups == "lookalike"
+                                             else f"_{dcfg.groups}")
+                            + (f"_{cfg.epochs}ep" if longer else "") + ".safetensors")
             teacher, _ = get_teacher_scores(world, tok, slow, ckpt / "slow_cpu.safetensors",
                                             groups, cfg, cache)
             torch.manual_seed(cfg.seed)
@@ -167,6 +218,7 @@ def main() -> None:
                       **evaluate(model, tok, world, cfg.max_len, val_groups)}
         print(name, runs[name], flush=True)
         out_path.write_text(json.dumps(result, indent=1) + "\n")
+    out_path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out_path}")
 
 

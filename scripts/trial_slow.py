@@ -8,8 +8,14 @@ queries of the small-object split. Used to choose the cpu preset's Slow model (s
 notebook 02 trains and evaluates the chosen one.
 
     python scripts/trial_slow.py ['{"layer_strides": [32, 32, 32]}'] [--queries 100] [--threads 2]
+    python scripts/trial_slow.py --epochs 15 --queries 200 --json results/slow_budget.json \
+        --name "15 epochs of 64"
 
 About 4 minutes of training and 1.5 minutes of scoring per 100 queries on 2 cores.
+
+``--json PATH --name NAME`` adds the run's figures under ``NAME`` to ``PATH`` (other runs kept):
+``results/slow_budget.json`` holds the budget runs notebook 02 shows (section 8), where the
+position bindings the cpu preset's 6 epochs miss appear with a longer budget.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 
 from fastslow_lib.data import RetrievalProtocol, load_world
+from fastslow_lib.device import machine_name
 from fastslow_lib.evaluate import probe_accuracy
 from fastslow_lib.metrics import text_to_image_metrics
 from fastslow_lib.models.slow import SlowConfig, SlowModel
@@ -38,7 +46,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--splits", nargs="+", default=["test", "small"])
     parser.add_argument("--save", default=None, help="save the trained model here (.safetensors)")
+    parser.add_argument("--json", default=None, help="add this run's figures to this JSON file")
+    parser.add_argument("--name", default=None, help="the run's name in --json")
     args = parser.parse_args()
+    if (args.json is None) != (args.name is None):
+        parser.error("--json and --name go together")
     torch.set_num_threads(args.threads)
     world = load_world("cpu")
     tok = world.tokenizer()
@@ -53,6 +65,9 @@ def main() -> None:
         save_checkpoint(model, args.save, model.config.to_dict(), {"history": history})
     print(f"trained in {history['seconds']:.0f} s; epoch losses",
           [round(x, 3) for x in history["epoch_loss"]], flush=True)
+    run = {"overrides": json.loads(args.overrides), "train": cfg.to_dict(),
+           "train_seconds": round(history["seconds"], 1),
+           "epoch_loss": [round(x, 4) for x in history["epoch_loss"]]}
     for split in args.splits:
         protocol = RetrievalProtocol.from_split(world[split])
         q = protocol.query_subset(args.queries, seed=0)
@@ -64,10 +79,23 @@ def main() -> None:
         print(f"{split}: {args.queries} queries x {len(protocol.gallery)} images in "
               f"{seconds:.0f} s ({scores.size / seconds:.0f} pairs/s):",
               {k: round(v, 1) for k, v in metrics.items()}, flush=True)
+        run[f"{split}_queries"] = args.queries
+        run.update({f"{split}_{k}": round(float(v), 2) for k, v in metrics.items()})
         if split == "test":
             probe = probe_accuracy(
                 lambda t, i: slow_pair_scores(model, tok, list(t), i, max_len=48), world.probe)
             print("probe", {k: round(v, 1) for k, v in probe.items()}, flush=True)
+            run.update({k: round(float(v), 2) for k, v in probe.items()})
+    if args.json:
+        path = Path(args.json)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.update({"machine": machine_name(), "world": world.config.key(),
+                     "protocol": f"test: query_subset({args.queries}, seed=0) x the "
+                                 "1,000 test images (notebook 02's subset when 200); probe: all "
+                                 "pairs"})
+        data.setdefault("runs", {})[args.name] = {"date": time.strftime("%Y-%m-%d"), **run}
+        path.write_text(json.dumps(data, indent=1) + "\n")
+        print("wrote", path)
 
 
 if __name__ == "__main__":
