@@ -30,9 +30,8 @@ from fastslow_lib.slow_scoring import (
     _check_gallery,
     _directions,
     _tokens,
-    _trim,
+    blocked_scores,
     image_cache,
-    score_block,
 )
 from fastslow_lib.timing import StageTimer
 
@@ -114,21 +113,13 @@ class SlowGallery:
         """Slow-on-everything: ``(len(texts), N)`` scores against every cached image."""
         texts = check_queries(texts)
         tokens = _tokens(self.tokenizer_check(tokenizer), texts, max_len)
-        order = torch.argsort(tokens["forward"]["attention_mask"].sum(dim=1), stable=True)
-        out = np.zeros((len(texts), len(self)), dtype=np.float32)
-        for i0 in range(0, len(self), image_block):
-            cache = {name: [(k[i0 : i0 + image_block], v[i0 : i0 + image_block])
-                            for k, v in layers] for name, layers in self.kv.items()}
-            n_images = len(cache["forward"][0][0])
-            for t0 in range(0, len(texts), text_block):
-                rows = order[t0 : t0 + text_block]
-                block = {name: _trim({k: v[rows] for k, v in d.items()})
-                         for name, d in tokens.items()}
-                out[rows.numpy(), i0 : i0 + n_images] = score_block(self.model, block,
-                                                                     cache).numpy()
-                if progress_bar is not None:
-                    progress_bar.update(len(rows) * n_images)
-        return out
+
+        def cache_of(i0: int, i1: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+            return {name: [(k[i0:i1], v[i0:i1]) for k, v in layers]
+                    for name, layers in self.kv.items()}
+
+        return blocked_scores(self.model, tokens, len(self), cache_of, text_block=text_block,
+                              image_block=image_block, progress_bar=progress_bar)
 
     @torch.no_grad()
     def candidate_scores(

@@ -12,7 +12,7 @@ with one image form one long query sequence against that image's cached keys and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -92,6 +92,37 @@ def score_block(
 
 
 @torch.no_grad()
+def blocked_scores(
+    model: torch.nn.Module, tokens: dict[str, dict[str, torch.Tensor]], n_images: int,
+    cache_of: Callable[[int, int], dict[str, list[tuple[torch.Tensor, torch.Tensor]]]], *,
+    text_block: int = 8, image_block: int = 64, progress_bar=None,
+    directions: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Score matrix ``(n_texts, n_images)`` from :func:`_tokens` output, block by block.
+
+    ``cache_of(i0, i1)`` gives the cached image side of images ``i0 .. i1 - 1`` (computed here,
+    as :func:`slow_scores` does, or sliced from a gallery's cache, as
+    :meth:`fastslow_lib.rerank.SlowGallery.scores` does). Texts are scored in order of length,
+    so a block of texts is padded to (nearly) its own length.
+    """
+    lengths = tokens["forward"]["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    out = np.zeros((len(lengths), n_images), dtype=np.float32)
+    for i0 in range(0, n_images, image_block):
+        cache = cache_of(i0, min(i0 + image_block, n_images))
+        in_block = len(cache["forward"][0][0])
+        for t0 in range(0, len(lengths), text_block):
+            rows = order[t0 : t0 + text_block]
+            block = {name: _trim({k: v[rows] for k, v in d.items()})
+                     for name, d in tokens.items()}
+            out[rows.numpy(), i0 : i0 + in_block] = score_block(model, block, cache,
+                                                                directions).numpy()
+            if progress_bar is not None:
+                progress_bar.update(len(rows) * in_block)
+    return out
+
+
+@torch.no_grad()
 def slow_scores(
     model: SlowModel, tok, texts: Sequence[str], images: np.ndarray, *, max_len: int,
     text_block: int = 8, image_block: int = 64, device: torch.device | str = "cpu",
@@ -108,23 +139,12 @@ def slow_scores(
     _check_gallery(model, images)
     _directions(model, directions)
     model.eval()
-    tokens = _tokens(tok, texts, max_len)
-    # Score texts in order of length, so a block of texts is padded to (nearly) its own length.
-    lengths = tokens["forward"]["attention_mask"].sum(dim=1)
-    order = torch.argsort(lengths, stable=True)
-    out = np.zeros((len(texts), len(images)), dtype=np.float32)
-    for i0 in range(0, len(images), image_block):
-        cache = image_cache(model, images[i0 : i0 + image_block], device)
-        for t0 in range(0, len(texts), text_block):
-            rows = order[t0 : t0 + text_block]
-            block = {name: _trim({k: v[rows] for k, v in d.items()})
-                     for name, d in tokens.items()}
-            scores = score_block(model, block, cache, directions)
-            out[rows.numpy(), i0 : i0 + image_block] = scores.numpy()
-            if progress_bar is not None:
-                n_texts = len(block["forward"]["input_ids"])
-                progress_bar.update(n_texts * len(cache["forward"][0][0]))
-    return out
+    return blocked_scores(
+        model, _tokens(tok, texts, max_len), len(images),
+        lambda i0, i1: image_cache(model, images[i0:i1], device),
+        text_block=text_block, image_block=image_block, progress_bar=progress_bar,
+        directions=directions,
+    )
 
 
 @torch.no_grad()
