@@ -23,7 +23,10 @@ About 3.5 minutes per variant on 2 cores (plus 2 minutes per new set of teacher 
 student are trained from scratch for N epochs (the same N for all; the curriculum's first
 group epoch scales with it, 3 of 6 becoming N / 2), the look-alike groups come from that Fast,
 and the results go to ``results/distill_sweep_<N>ep.json`` (the preset's checkpoints are left
-alone). Notebook 03 does not read these files; they are evidence for planning the budget.
+alone). Notebook 03 (section 7) and notebook 02 (section 8) read ``distill_sweep_12ep.json``.
+
+Every run also records ``lookalike_false_negatives_%``: how many training captions are true of
+another image of their look-alike group.
 """
 
 from __future__ import annotations
@@ -75,15 +78,21 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def group_index(n_images: int, groups: np.ndarray) -> np.ndarray:
+    """``group_of[i]``: the group holding image ``i``, or -1 for an image left out."""
+    group_of = np.full(n_images, -1)
+    for g, members in enumerate(groups):
+        group_of[members] = g
+    return group_of
+
+
 def group_false_negatives(split, groups: np.ndarray) -> float:
     """% of ``split``'s captions that are also true of another image of their image's group.
 
     By the scene descriptions (``truth_matrix``): how often InfoNCE on look-alike batches would
     push a caption away from an image it describes.
     """
-    group_of = np.full(len(split), -1)
-    for g, members in enumerate(groups):
-        group_of[members] = g
+    group_of = group_index(len(split), groups)
     hits = total = 0
     for c, image in enumerate(split.caption_image):
         g = group_of[image]
@@ -97,9 +106,7 @@ def group_false_negatives(split, groups: np.ndarray) -> float:
 
 def lookalike_accuracy(score_fn, split, groups: np.ndarray) -> float:
     """% of captions whose own image scores highest among its group's images."""
-    group_of = np.full(len(split), -1)
-    for g, members in enumerate(groups):
-        group_of[members] = g
+    group_of = group_index(len(split), groups)
     caps = np.flatnonzero(group_of[split.caption_image] >= 0)
     members = groups[group_of[split.caption_image[caps]]]
     scores = score_fn(caps, members)  # (n_caps, group_size)
@@ -199,7 +206,10 @@ def main() -> None:
             model, info, _ = get_distilled_model(world, tok, preset, fast, slow, ckpt)
             history = info["history"]
         else:
-            groups = make_groups(dcfg, fast, world.train, seed=cfg.seed)
+            same = (dcfg.groups, dcfg.group_size) == (preset.distill.groups,
+                                                       preset.distill.group_size)
+            groups = train_groups if same else make_groups(dcfg, fast, world.train,
+                                                           seed=cfg.seed)
             cache = ckpt / ("teacher_cpu" + ("" if dcfg.groups == "lookalike"
                                              else f"_{dcfg.groups}")
                             + (f"_{cfg.epochs}ep" if longer else "") + ".safetensors")
