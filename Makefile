@@ -36,7 +36,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/python -m pip install -e . --no-deps
 	touch $@
 
-test: $(STAMP) ## Run the unit tests, then check every notebook's outputs with nbval
+test: $(STAMP) ## Check the library's layers, run the unit tests, then nbval on every notebook
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest tests
 	@shopt -s nullglob; nbs=($(NOTEBOOK_DIR)/*.ipynb); \
 	if [ $${#nbs[@]} -eq 0 ]; then \

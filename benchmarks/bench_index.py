@@ -1,4 +1,4 @@
-"""Benchmark: flat vs IVF vs HNSW vs IVF-PQ faiss indexes (through fastslow_lib.index).
+"""Benchmark: flat vs IVF vs HNSW vs IVF-PQ faiss indexes (through fastslow_lib.fast.index).
 
 Run: ``.venv/bin/python benchmarks/bench_index.py [--sizes 100000 1000000] [--dim 256]
 [--quick] [--threads 2]``. Prints one table per database size and writes
@@ -47,10 +47,10 @@ import faiss
 import numpy as np
 import torch
 
-from fastslow_lib.device import machine_name
-from fastslow_lib.index import VectorIndex, recall_at_k
-from fastslow_lib.results import repo_root
-from fastslow_lib.scale import clustered_unit_vectors, noisy_queries, random_unit_vectors
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.fast.index import VectorIndex, recall_at_k
+from fastslow_lib.scale.costs import clustered_unit_vectors, noisy_queries, random_unit_vectors
 
 KINDS = ("flat", "ivf", "hnsw", "ivfpq")
 

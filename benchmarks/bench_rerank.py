@@ -35,16 +35,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.timing import StageTimer, synchronize
 from fastslow_lib.data import generate_distractors, load_world
-from fastslow_lib.device import describe_device, machine_name, pick_device
-from fastslow_lib.evaluate import embed_images
-from fastslow_lib.index import VectorIndex
-from fastslow_lib.presets import get_preset
+from fastslow_lib.fast.evaluate import embed_images
+from fastslow_lib.fast.index import VectorIndex
+from fastslow_lib.fast.training import get_fast_model
 from fastslow_lib.rerank import SlowGallery, rerank
-from fastslow_lib.results import repo_root
-from fastslow_lib.slow_training import get_slow_model
-from fastslow_lib.timing import StageTimer, synchronize
-from fastslow_lib.training import get_fast_model
+from fastslow_lib.slow.training import get_slow_model
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else pick_device()
     preset = get_preset(args.preset)
-    world = load_world(preset.name)
+    world = load_world(preset.world)
     tok = world.tokenizer()
     root = repo_root()
     fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,

@@ -9,7 +9,7 @@ one) and give the same numbers (checked on the pairs the naive loop scores, tole
 
 * **naive**: for each (caption, image) pair, run the backbone and pyramid on that image, then
   both decoders on that caption: what a first implementation does;
-* **batched** (:func:`fastslow_lib.slow_scoring.slow_scores`): each image's pyramid and every
+* **batched** (:func:`fastslow_lib.slow.scoring.slow_scores`): each image's pyramid and every
   decoder layer's cross-attention keys/values computed once and reused for every caption;
   captions tokenised once and sorted by length; a block of texts x images per decoder call.
 
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import load_world
 from fastslow_lib.data.datasets import images_to_tensor
-from fastslow_lib.device import describe_device, machine_name, pick_device
-from fastslow_lib.models.slow import SlowConfig, SlowModel, token_logprobs
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.slow_scoring import slow_scores
-from fastslow_lib.tokenizer import encode
+from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.slow.model import SlowConfig, SlowModel, token_logprobs
+from fastslow_lib.slow.scoring import slow_scores
 
 
 @torch.no_grad()
@@ -80,7 +80,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SlowModel(SlowConfig(vocab_size=len(tok), **preset.slow_model))
     if args.checkpoint is not None:
-        from fastslow_lib.checkpoint import load_state
+        from fastslow_lib.core.checkpoint import load_state
 
         load_state(model, args.checkpoint)
     model.to(device).eval()

@@ -20,16 +20,16 @@ from pathlib import Path
 
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.seed import seed_everything
+from fastslow_lib.core.timing import synchronize
 from fastslow_lib.data import load_world
-from fastslow_lib.device import describe_device, machine_name, pick_device
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.slow import SlowConfig, SlowModel
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.seed import seed_everything
-from fastslow_lib.slow_training import train_slow
-from fastslow_lib.timing import synchronize
-from fastslow_lib.training import train_fast
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import train_fast
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.training import train_slow
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     device = torch.device(args.device) if args.device else pick_device()
     preset = get_preset(args.preset)
     t0 = time.perf_counter()
-    world = load_world(preset.name)
+    world = load_world(preset.world)
     world_s = time.perf_counter() - t0
     tok = world.tokenizer()
     rows = {}

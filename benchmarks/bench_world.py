@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import generate_split, load_world
-from fastslow_lib.device import machine_name
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
 
 
 def main() -> None:

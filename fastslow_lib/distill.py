@@ -7,9 +7,9 @@ InfoNCE plus ``weight`` times a soft cross-entropy towards the teacher's distrib
 ``softmax(s_slow / tau)`` over a set of candidate images for each caption.
 
 Which candidates? Slow costs a decoder pass per (caption, image) pair, so scoring every caption
-against every image of every random batch (128 x 128 pairs, 468 steps) would take about an hour
-on a laptop. The course instead **precomputes** the teacher's scores over small **groups of
-look-alike images**:
+against every image of every random batch (batch x batch pairs, every step) would cost far more
+than the student's training. The course instead **precomputes** the teacher's scores over
+small **groups of look-alike images**:
 
 1. :func:`lookalike_groups` partitions the training images into groups of ``group_size``
    images that the (plain) Fast model finds similar: same objects, other places, colours or
@@ -27,10 +27,8 @@ gain is not confused with the batches'.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +36,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastslow_lib.config.training import DistillConfig, FastTrainConfig
+from fastslow_lib.core.cache import array_fingerprint, file_fingerprint, load_or_train
+from fastslow_lib.core.checkpoint import cached_arrays
+from fastslow_lib.core.progress import progress
 from fastslow_lib.data.datasets import TrainPairs
 from fastslow_lib.data.world import Split, World
-from fastslow_lib.evaluate import embed_images
-from fastslow_lib.progress import progress
-from fastslow_lib.slow_scoring import _check_gallery, _tokens, _trim, image_cache, score_block
-from fastslow_lib.training import FastTrainConfig
+from fastslow_lib.fast.evaluate import embed_images
+from fastslow_lib.fast.model import FastConfig
+from fastslow_lib.fast.training import build_dual_encoder, fast_checkpoint_config, train_fast
+from fastslow_lib.slow.scoring import caption_tokens, check_gallery, image_cache, score_block
 
 __all__ = [
     "DistillConfig",
     "GroupBatchSampler",
+    "check_teacher_covers",
     "get_distilled_model",
     "get_teacher_scores",
     "make_groups",
@@ -249,7 +252,7 @@ def training_captions(split: Split, epochs: int, seed: int = 0) -> np.ndarray:
     shown = set()
     for epoch in range(epochs):
         pairs.set_epoch(epoch)
-        shown.update(pairs._captions[np.arange(len(split)), pairs._choice].tolist())
+        shown.update(pairs.epoch_captions().tolist())
     return np.array(sorted(shown), dtype=np.int64)
 
 
@@ -266,7 +269,7 @@ def teacher_scores(
     groups at a time; then one :func:`score_block` per group scores its captions against its
     images.
     """
-    _check_gallery(slow_model, split.images[:1])
+    check_gallery(slow_model, split.images[:1])
     slow_model.eval()
     group_of = np.full(len(split), -1, dtype=np.int64)
     for g, members in enumerate(groups):
@@ -291,8 +294,7 @@ def teacher_scores(
             lo = (g - g0) * size
             cache = {name: [(k[lo : lo + size], v[lo : lo + size]) for k, v in layers]
                      for name, layers in chunk.items()}
-            tokens = {name: _trim(d) for name, d in
-                      _tokens(tokenizer, [split.captions[c] for c in rows], max_len).items()}
+            tokens = caption_tokens(tokenizer, [split.captions[c] for c in rows], max_len)
             out[rows] = score_block(slow_model, tokens, cache).numpy()
             bar.update(len(rows) * size)
     bar.close()
@@ -302,11 +304,11 @@ def teacher_scores(
 def distillation_extra_loss(
     teacher: np.ndarray, sampler: GroupBatchSampler, *, weight: float, tau: float,
 ):
-    """An ``extra_loss`` for :func:`fastslow_lib.training.train_fast`: ``weight`` x the term.
+    """An ``extra_loss`` for :func:`fastslow_lib.fast.training.train_fast`: ``weight`` x the term.
 
-    ``teacher`` is :func:`teacher_scores`' array for ``sampler``'s groups; the batches must
-    come from ``sampler``. The term covers the batch's group rows (the first
-    ``sampler.group_rows``).
+    ``teacher`` is :func:`teacher_scores`' array for ``sampler``'s groups (checked for coverage
+    by :func:`get_teacher_scores`, where it enters); the batches must come from ``sampler``.
+    The term covers the batch's group rows (the first ``sampler.group_rows``).
     """
     if not weight >= 0:
         raise ValueError(f"weight must be >= 0, got {weight}")
@@ -316,63 +318,26 @@ def distillation_extra_loss(
         if not sampler.active:
             return txt.new_zeros(())
         n = sampler.group_rows
-        captions = batch["caption_index"][:n]
-        rows = table[captions].to(txt.device)
-        if torch.isnan(rows).any():
-            missing = captions[torch.isnan(rows).any(dim=1).cpu()][:5].tolist()
-            raise ValueError(f"no teacher scores for training captions {missing}: "
-                             "teacher_scores must cover every caption the loop shows")
+        rows = table[batch["caption_index"][:n]].to(txt.device)
         return weight * group_distillation_loss(txt[:n], img[:n], scale, rows,
                                                 sampler.group_size, tau)
 
     return extra
 
 
-def array_fingerprint(*arrays: np.ndarray) -> str:
-    """A short hash of arrays' bytes (to key caches on the groups or a teacher's weights)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+def check_teacher_covers(teacher: np.ndarray, split: Split, groups: np.ndarray,
+                         captions: np.ndarray) -> None:
+    """A clear error if ``teacher`` lacks a score for a caption the student's batches show.
 
-
-def file_fingerprint(path: str | Path) -> str:
-    """A short hash of a file's bytes (a checkpoint's weights: which teacher made the scores)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How the student is distilled (stated in notebook 03); its InfoNCE budget is Fast's."""
-
-    #: ``"lookalike"`` (:func:`lookalike_groups`, by plain Fast) or ``"random"``.
-    groups: str = "lookalike"
-    group_size: int = 4
-    #: Share of each batch made of whole groups (the rest random images).
-    group_share: float = 0.5
-    #: First epoch whose batches hold groups (earlier epochs: plain random batches, no term).
-    #: From epoch 0, look-alike batches slowed learning (notebook 03's sweep table).
-    start_epoch: int = 3
-    weight: float = 1.0
-    tau: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.groups not in ("lookalike", "random"):
-            raise ValueError(f"groups must be 'lookalike' or 'random', got {self.groups!r}")
-        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) \
-                or self.group_size < 2:
-            raise ValueError(f"group_size must be an int >= 2, got {self.group_size!r}")
-        if not 0.0 < self.group_share <= 1.0:
-            raise ValueError(f"group_share must be in (0, 1], got {self.group_share}")
-        if not self.weight >= 0 or not self.tau > 0:
-            raise ValueError(f"weight must be >= 0 and tau > 0, got {self.weight}, {self.tau}")
-        if isinstance(self.start_epoch, bool) or not isinstance(self.start_epoch, int) \
-                or self.start_epoch < 0:
-            raise ValueError(f"start_epoch must be an int >= 0, got {self.start_epoch!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict (saved beside checkpoints)."""
-        return asdict(self)
+    Those are the ``captions`` (:func:`training_captions`) whose image is in one of ``groups``.
+    """
+    captions = np.asarray(captions, dtype=np.int64)
+    shown = captions[np.isin(split.caption_image[captions], groups)]
+    missing = shown[np.isnan(teacher[shown]).any(axis=1)]
+    if len(missing):
+        raise ValueError(f"no teacher scores for {len(missing)} training captions (first: "
+                         f"{missing[:5].tolist()}): teacher_scores must cover every caption "
+                         "the loop shows; delete the cached teacher scores to recompute them")
 
 
 def make_groups(cfg: DistillConfig, fast_model: torch.nn.Module, split: Split, *, seed: int = 0,
@@ -390,12 +355,11 @@ def get_teacher_scores(
 ) -> tuple[np.ndarray, bool]:
     """:func:`teacher_scores` for the captions Fast's loop shows, cached at ``cache``.
 
-    The cache is keyed on the teacher's weights (a hash of ``slow_checkpoint``), the groups and
-    the captions, so a retrained teacher or other groups recompute it. Returns
+    The cache is keyed on the teacher's weights (the file hash of ``slow_checkpoint``), the
+    groups and the captions, so a retrained teacher or other groups recompute it. The scores
+    are checked to cover every caption the student's batches show. Returns
     ``(scores, loaded)``.
     """
-    from fastslow_lib.checkpoint import cached_arrays
-
     captions = training_captions(world.train, train_cfg.epochs, train_cfg.seed)
     config = {"teacher": file_fingerprint(slow_checkpoint), "groups": array_fingerprint(groups),
               "captions": array_fingerprint(captions), "world": world.config.key()}
@@ -405,6 +369,7 @@ def get_teacher_scores(
                                          max_len=train_cfg.max_len, device=device)}
 
     arrays, loaded = cached_arrays(cache, config, compute)
+    check_teacher_covers(arrays["scores"], world.train, groups, captions)
     return arrays["scores"], loaded
 
 
@@ -414,29 +379,27 @@ def get_distilled_model(
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The distilled Fast student of ``preset``: loaded if its checkpoint matches, else trained.
 
-    Files in ``checkpoint_dir``: ``fast_distilled_<preset>.safetensors`` (the student),
-    ``teacher_<preset>.safetensors`` (the teacher's cached scores). The teacher is the Slow
-    checkpoint ``slow_<preset>.safetensors`` (``slow_model`` is that model, loaded). Returns
-    ``(model, info, loaded)``; ``info`` holds the training history and the teacher's seconds.
+    Files in ``checkpoint_dir``: ``fast_<preset>.safetensors`` (plain Fast, ``fast_model``: it
+    mines the look-alike groups) and ``slow_<preset>.safetensors`` (the teacher, ``slow_model``)
+    are the student's parents (their file hashes join its key);
+    ``fast_distilled_<preset>.safetensors`` is the student and ``teacher_<preset>.safetensors``
+    the teacher's cached scores. Returns ``(model, info, loaded)``; ``info`` holds the training
+    history and the teacher's seconds.
     """
-    from fastslow_lib.checkpoint import load_if_present, read_metadata
-    from fastslow_lib.models import DualEncoder, FastConfig
-    from fastslow_lib.training import fast_checkpoint_config, train_fast
-
     folder = Path(checkpoint_dir)
     cfg, dcfg = preset.fast_train, preset.distill
     slow_ckpt = folder / f"slow_{preset.name}.safetensors"
+    fast_ckpt = folder / f"fast_{preset.name}.safetensors"
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **preset.fast_model).to_dict()
-    config = {**fast_checkpoint_config(model_config, cfg, world), "distill": dcfg.to_dict(),
-              "teacher": file_fingerprint(slow_ckpt)}
-    info: dict = {}
+    config = {**fast_checkpoint_config(model_config, cfg, world), "distill": dcfg.to_dict()}
 
     def build(saved: dict) -> torch.nn.Module:
         torch.manual_seed(cfg.seed)  # the student's initialisation depends on the seed alone
-        return DualEncoder(FastConfig.from_dict(saved["model"]))
+        return build_dual_encoder(saved)
 
     def train(model: torch.nn.Module) -> dict:
+        info: dict[str, Any] = {}
         groups = make_groups(dcfg, fast_model, world.train, seed=cfg.seed, device=device)
         start = time.perf_counter()
         teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_ckpt, groups, cfg,
@@ -452,8 +415,6 @@ def get_distilled_model(
                                      desc="training distilled Fast")
         return info
 
-    model, loaded = load_if_present(folder / f"fast_distilled_{preset.name}.safetensors", build,
-                                    train, config)
-    if loaded:
-        info = read_metadata(folder / f"fast_distilled_{preset.name}.safetensors")["extra"]
-    return model.to(device).eval(), info, loaded
+    return load_or_train(folder / f"fast_distilled_{preset.name}.safetensors", build, train,
+                         config, parents={"teacher": slow_ckpt, "groups_from": fast_ckpt},
+                         device=device)

@@ -4,7 +4,7 @@ Taught in notebooks/04_rerank.ipynb.
 
 Offline, once per gallery, like building the index:
 
-* the Fast image embeddings go into a :class:`~fastslow_lib.index.VectorIndex`;
+* the Fast image embeddings go into a :class:`~fastslow_lib.fast.index.VectorIndex`;
 * :class:`SlowGallery` runs the Slow model's image side (backbone, pyramid, and every decoder
   layer's cross-attention keys and values) over every gallery image and keeps it.
 
@@ -24,16 +24,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fastslow_lib.evaluate import embed_texts
-from fastslow_lib.models.slow import token_logprobs
-from fastslow_lib.slow_scoring import (
-    _check_gallery,
-    _directions,
-    _tokens,
+from fastslow_lib.core.timing import StageTimer
+from fastslow_lib.fast.evaluate import embed_texts
+from fastslow_lib.fast.input_checks import check_vocabulary
+from fastslow_lib.slow.scoring import (
+    Cache,
     blocked_scores,
+    caption_tokens,
+    check_gallery,
     image_cache,
+    score_rows,
 )
-from fastslow_lib.timing import StageTimer
 
 __all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank"]
 
@@ -57,15 +58,14 @@ class SlowGallery:
     """The Slow model's image side for a whole gallery, computed once and kept.
 
     ``kv[direction][layer]`` is a pair of tensors ``(N, heads, tokens, d_head)``: the keys and
-    values that layer's cross-attention reads for each image. About 130 KB per image for the
-    cpu preset's model (two decoders of three layers over 4 + 16 + 64 tokens of width 96).
+    values that layer's cross-attention reads for each image (``nbytes()``: their memory).
     """
 
     def __init__(
         self, model: torch.nn.Module, images: np.ndarray, *, block: int = 256,
         device: torch.device | str = "cpu", progress_bar=None,
     ) -> None:
-        _check_gallery(model, images)
+        check_gallery(model, images)
         model.eval()
         self.model = model
         self.device = torch.device(device)
@@ -98,8 +98,7 @@ class SlowGallery:
         out.kv = {name: [(k[:n], v[:n]) for k, v in layers] for name, layers in self.kv.items()}
         return out
 
-    def select(self, ids: torch.Tensor | np.ndarray) -> dict[str, list[tuple[torch.Tensor,
-                                                                              torch.Tensor]]]:
+    def select(self, ids: torch.Tensor | np.ndarray) -> Cache:
         """The cache of the images ``ids`` (a gather: ``len(ids)`` images, repeats allowed)."""
         index = torch.as_tensor(np.asarray(ids), dtype=torch.long, device=self.device)
         return {name: [(k.index_select(0, index), v.index_select(0, index)) for k, v in layers]
@@ -112,9 +111,9 @@ class SlowGallery:
     ) -> np.ndarray:
         """Slow-on-everything: ``(len(texts), N)`` scores against every cached image."""
         texts = check_queries(texts)
-        tokens = _tokens(self.tokenizer_check(tokenizer), texts, max_len)
+        tokens = caption_tokens(self.checked(tokenizer), texts, max_len)
 
-        def cache_of(i0: int, i1: int) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
+        def cache_of(i0: int, i1: int) -> Cache:
             return {name: [(k[i0:i1], v[i0:i1]) for k, v in layers]
                     for name, layers in self.kv.items()}
 
@@ -134,23 +133,17 @@ class SlowGallery:
             raise ValueError(f"candidate ids must be in [0, {len(self)}), got "
                              f"[{cand.min()}, {cand.max()}]")
         k = cand.shape[1]
-        tokens = _tokens(self.tokenizer_check(tokenizer), texts, max_len)
-        cache = self.select(cand.reshape(-1))
-        total = torch.zeros(len(texts) * k)
-        for name, decoder in _directions(self.model, None):
-            # Row (i, j) = text i against candidate j: text i's tokens repeated k times, each
-            # row reading its own image's cached keys/values (group=1).
-            ids = tokens[name]["input_ids"].to(self.device).repeat_interleave(k, dim=0)
-            mask = tokens[name]["attention_mask"].to(self.device).repeat_interleave(k, dim=0)
-            logits = decoder(ids[:, :-1], kv=cache[name], group=1)
-            total += token_logprobs(logits, ids, mask).cpu()
+        tokens = caption_tokens(self.checked(tokenizer), texts, max_len)
+        # Row (i, j) = text i against candidate j: text i's tokens repeated k times, each row
+        # reading its own image's cached keys/values (group=1).
+        rows = {name: {key: v.to(self.device).repeat_interleave(k, dim=0)
+                       for key, v in d.items()} for name, d in tokens.items()}
+        total = score_rows(self.model, rows, kv=self.select(cand.reshape(-1)), group=1)
         return total.view(len(texts), k).numpy()
 
-    @staticmethod
-    def tokenizer_check(tokenizer):
-        """The tokenizer itself; an error if none was given."""
-        if tokenizer is None:
-            raise TypeError("a tokenizer is needed to encode the queries")
+    def checked(self, tokenizer):
+        """The tokenizer itself, once checked against the model's vocabulary."""
+        check_vocabulary(self.model, tokenizer)
         return tokenizer
 
 
@@ -182,9 +175,8 @@ def rerank(
     ``gallery``. ``fast_weight``: the final score is ``slow + fast_weight * cosine``; 0 ranks by
     Slow alone. Fast encodes all the queries in one call and searches for all of them at once;
     Slow re-scores them ``query_block`` queries at a time (``query_block * k`` pairs per decoder
-    pass), in order of length (17% faster than in the given order, measured on the cpu
-    preset). Stages are timed into ``timer`` (a new one if None): "text encoding", "index
-    search", "slow re-scoring".
+    pass), in order of length (so a block is padded to nearly its own length). Stages are timed
+    into ``timer`` (a new one if None): "text encoding", "index search", "slow re-scoring".
     """
     queries = check_queries(queries)
     if isinstance(k, bool) or not isinstance(k, int | np.integer):

@@ -39,9 +39,12 @@ import time
 import numpy as np
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.metrics import text_to_image_metrics
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol, load_world
 from fastslow_lib.data.truth import truth_matrix
-from fastslow_lib.device import machine_name
 from fastslow_lib.distill import (
     GroupBatchSampler,
     distillation_extra_loss,
@@ -51,19 +54,16 @@ from fastslow_lib.distill import (
     make_groups,
     teacher_scores,
 )
-from fastslow_lib.evaluate import (
+from fastslow_lib.fast.evaluate import (
     embed_images,
     embed_texts,
     fast_pair_scorer,
     fast_scores,
     probe_accuracy,
 )
-from fastslow_lib.metrics import text_to_image_metrics
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.slow_training import get_slow_model
-from fastslow_lib.training import get_fast_model, train_fast
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import get_fast_model, train_fast
+from fastslow_lib.slow.training import get_slow_model
 
 #: name -> changes to the preset's DistillConfig.
 VARIANTS: dict[str, dict] = {
@@ -146,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     preset = get_preset("cpu")
-    world = load_world(preset.name)
+    world = load_world(preset.world)
     tok = world.tokenizer()
     cfg = preset.fast_train
     root = repo_root()

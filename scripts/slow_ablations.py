@@ -7,9 +7,9 @@ model's budget (``preset.slow_train``: the same epochs, batch, learning rate and
 * upsampling: decoder layers on pyramid levels (32, 16, 8) (two steps: the main model),
   (32, 16, 16) (one step) and (32, 32, 32) (none);
 * direction: a forward-only captioner against the bidirectional main model;
-* objective: an ITM model (:class:`~fastslow_lib.models.slow.MatchingModel`, the same pyramid
+* objective: an ITM model (:class:`~fastslow_lib.slow.model.MatchingModel`, the same pyramid
   and one decoder trunk of the same size) trained with binary cross-entropy on matching pairs and
-  hard negatives mined by Fast (``fastslow_lib.matching``), against the captioners.
+  hard negatives mined by Fast (``fastslow_lib.slow.matching``), against the captioners.
 
 Every model is scored on the notebook's protocols: the same 200 test queries against all 1,000
 test images (exhaustive), 200 small-object queries against a 100-image small-split gallery
@@ -33,15 +33,15 @@ from pathlib import Path
 
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.device import describe_device, machine_name, pick_device
-from fastslow_lib.evaluate import probe_accuracy, retrieval_report
-from fastslow_lib.matching import get_matching_model, mine_hard_negatives
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
-from fastslow_lib.slow_training import get_slow_model
-from fastslow_lib.training import get_fast_model
+from fastslow_lib.fast.evaluate import probe_accuracy, retrieval_report
+from fastslow_lib.fast.training import get_fast_model
+from fastslow_lib.slow.matching import get_matching_model, mine_hard_negatives
+from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
+from fastslow_lib.slow.training import get_slow_model
 
 #: Variant name -> (checkpoint tag, SlowConfig overrides on top of the preset's; None: ITM).
 VARIANTS: dict[str, tuple[str, dict | None]] = {

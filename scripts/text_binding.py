@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import load_world
-from fastslow_lib.device import machine_name
-from fastslow_lib.models import FastConfig, TextTower
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.tokenizer import encode
+from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.fast.model import FastConfig, TextTower
 
 
 def binding_targets(scenes, combos) -> torch.Tensor:
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    world = load_world("cpu")
+    world = load_world(get_preset("cpu").world)
     tok = world.tokenizer()
     out = {"machine": machine_name(), "threads": args.threads, "steps": args.steps,
            "task": "9 yes/no answers per caption: does it name a (shape, colour) pair; "

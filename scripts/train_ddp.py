@@ -4,12 +4,12 @@
     torchrun --nproc_per_node 2 scripts/train_ddp.py --preset tiny [--out path.safetensors]
 
 Every process trains its slice of each global batch of the preset's Fast budget
-(``fastslow_lib.distributed.train_fast_ddp``: the same seed, optimiser, schedule and batch
+(``fastslow_lib.scale.distributed.train_fast_ddp``: the same seed, optimiser, schedule and batch
 order as ``train_fast``); rank 0 saves the weights as a course checkpoint (``.safetensors``
 plus a ``.json`` of config and history; default ``checkpoints/fast_ddp_<preset>.safetensors``)
 and prints the final loss and the seconds. On the CPU (gloo) each process uses one torch
 thread; with CUDA each process uses GPU ``LOCAL_RANK`` (nccl). Note: BatchNorm normalises with
-each rank's slice, not the global batch (see the docstring of fastslow_lib/distributed.py).
+each rank's slice, not the global batch (see the docstring of fastslow_lib/scale/distributed.py).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from fastslow_lib.checkpoint import save_checkpoint  # noqa: E402
+from fastslow_lib.config.presets import PRESETS, get_preset  # noqa: E402
+from fastslow_lib.core.checkpoint import save_checkpoint  # noqa: E402
+from fastslow_lib.core.paths import repo_root  # noqa: E402
 from fastslow_lib.data import load_world  # noqa: E402
-from fastslow_lib.distributed import cleanup, setup, train_fast_ddp  # noqa: E402
-from fastslow_lib.models import DualEncoder, FastConfig  # noqa: E402
-from fastslow_lib.presets import PRESETS, get_preset  # noqa: E402
-from fastslow_lib.results import repo_root  # noqa: E402
-from fastslow_lib.training import fast_checkpoint_config  # noqa: E402
+from fastslow_lib.fast.model import DualEncoder, FastConfig  # noqa: E402
+from fastslow_lib.fast.training import fast_checkpoint_config  # noqa: E402
+from fastslow_lib.scale.distributed import cleanup, setup, train_fast_ddp  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,11 +63,11 @@ def main(argv: list[str] | None = None) -> None:
         # Rank 0 generates and caches the world and tokenizer first; the others then read them
         # (all ranks writing the same cache files at once could corrupt them).
         if info.is_main:
-            world = load_world(preset.name, args.cache_dir)
+            world = load_world(preset.world, args.cache_dir)
             tok = world.tokenizer()
         dist.barrier()
         if not info.is_main:
-            world = load_world(preset.name, args.cache_dir)
+            world = load_world(preset.world, args.cache_dir)
             tok = world.tokenizer()
         cfg = preset.fast_train
         model_config = FastConfig(vocab_size=len(tok), max_len=cfg.max_len, **preset.fast_model)

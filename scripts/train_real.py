@@ -11,7 +11,7 @@ Recall@1/5/10 on the test split (all its captions against all its images: Flickr
 1k / 5k test protocols). Writes the weights to
 ``checkpoints/real_<dataset>_<vision>_<text>.safetensors`` and the figures to
 ``results/real_<dataset>_<vision>_<text>.json`` (machine, device, budget, metrics).
-Nothing is downloaded: see ``fastslow_lib.real_training`` and the README.
+Nothing is downloaded: see ``fastslow_lib.scale.real_training`` and the README.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download (before transformers loads)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from fastslow_lib.checkpoint import save_checkpoint  # noqa: E402
+from fastslow_lib.config.presets import PRESETS, get_preset  # noqa: E402
+from fastslow_lib.core.checkpoint import save_checkpoint  # noqa: E402
+from fastslow_lib.core.device import describe_device, machine_name, pick_device  # noqa: E402
+from fastslow_lib.core.paths import repo_root  # noqa: E402
 from fastslow_lib.data.karpathy import load_karpathy  # noqa: E402
-from fastslow_lib.device import describe_device, machine_name, pick_device  # noqa: E402
-from fastslow_lib.presets import PRESETS, get_preset  # noqa: E402
-from fastslow_lib.real_training import (  # noqa: E402
+from fastslow_lib.scale.real_training import (  # noqa: E402
     TEXT_CHOICES,
     VISION_CHOICES,
     RealData,
     train_and_evaluate_real,
 )
-from fastslow_lib.results import repo_root  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

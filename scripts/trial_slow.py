@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Slow trial runner: train one captioner configuration, score a query subset, print the numbers.
 
-Trains :class:`fastslow_lib.models.slow.SlowModel` on the cpu world with Fast's budget
+Trains :class:`fastslow_lib.slow.model.SlowModel` on the cpu world with Fast's budget
 (6 epochs x 156 steps of 64, AdamW lr 2e-3, warm-up + cosine), then scores N test queries against
 the whole 1,000-image test gallery (exhaustively, batched), the compositional probe, and N
 queries of the small-object split. Used to choose the cpu preset's Slow model (see ``SlowConfig``);
@@ -27,13 +27,15 @@ from pathlib import Path
 
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.config.training import SlowTrainConfig
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.device import machine_name
-from fastslow_lib.evaluate import probe_accuracy
-from fastslow_lib.metrics import text_to_image_metrics
-from fastslow_lib.models.slow import SlowConfig, SlowModel
-from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
-from fastslow_lib.slow_training import SlowTrainConfig, train_slow
+from fastslow_lib.fast.evaluate import probe_accuracy
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
+from fastslow_lib.slow.training import train_slow
 
 
 def main() -> None:
@@ -52,7 +54,7 @@ def main() -> None:
     if (args.json is None) != (args.name is None):
         parser.error("--json and --name go together")
     torch.set_num_threads(args.threads)
-    world = load_world("cpu")
+    world = load_world(get_preset("cpu").world)
     tok = world.tokenizer()
     torch.manual_seed(0)
     cfg = SlowTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch)
@@ -60,7 +62,7 @@ def main() -> None:
     print(f"parameters {model.num_parameters() / 1e6:.2f}M, layers {model.config.layer_strides}")
     history = train_slow(model, world, tok, cfg)
     if args.save:
-        from fastslow_lib.checkpoint import save_checkpoint
+        from fastslow_lib.core.checkpoint import save_checkpoint
 
         save_checkpoint(model, args.save, model.config.to_dict(), {"history": history})
     print(f"trained in {history['seconds']:.0f} s; epoch losses",

@@ -22,14 +22,14 @@ import time
 
 import torch
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import machine_name
+from fastslow_lib.core.metrics import text_to_image_metrics
+from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.device import machine_name
-from fastslow_lib.evaluate import fast_pair_scorer, fast_scores, probe_accuracy, twin_cosines
-from fastslow_lib.metrics import text_to_image_metrics
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.presets import get_preset
-from fastslow_lib.results import repo_root
-from fastslow_lib.training import train_fast
+from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_accuracy, twin_cosines
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import train_fast
 
 #: name -> (FastTrainConfig overrides, FastConfig overrides). "chosen" is the cpu preset.
 TRIALS: dict[str, tuple[dict, dict]] = {
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", choices=sorted(TRIALS), default=None)
     args = parser.parse_args()
-    world = load_world("cpu")
+    world = load_world(get_preset("cpu").world)
     tok = world.tokenizer()
     out_path = repo_root() / "results" / "tune_fast.json"
     results = json.loads(out_path.read_text()) if out_path.exists() else {}

@@ -34,9 +34,10 @@ def one_thread():
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The tiny world, generated once per test module into a temporary folder."""
+    from fastslow_lib.config.presets import get_preset
     from fastslow_lib.data import load_world
 
-    return load_world("tiny", tmp_path_factory.mktemp("world"))
+    return load_world(get_preset("tiny").world, tmp_path_factory.mktemp("world"))
 
 
 @pytest.fixture(scope="module")

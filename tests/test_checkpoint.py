@@ -1,4 +1,5 @@
-"""Tests for fastslow_lib.checkpoint: round trips, tied tensors, corrupt files, config checks."""
+"""Tests for fastslow_lib.core.checkpoint: round trips, tied tensors, corrupt files, config
+checks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastslow_lib.checkpoint import (
+from fastslow_lib.core.checkpoint import (
     checkpoint_exists,
     config_differences,
     load_checkpoint,
@@ -20,7 +21,7 @@ from fastslow_lib.checkpoint import (
     read_metadata,
     save_checkpoint,
 )
-from fastslow_lib.models import DualEncoder, FastConfig
+from fastslow_lib.fast.model import DualEncoder, FastConfig
 
 TINY = FastConfig(
     vocab_size=20, max_len=12, embed_dim=16, text_width=16, text_layers=1, text_heads=2,
@@ -209,7 +210,7 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path, call, error, message):
 def test_cached_arrays_load_if_present(tmp_path):
     import numpy as np
 
-    from fastslow_lib.checkpoint import cached_arrays
+    from fastslow_lib.core.checkpoint import cached_arrays
 
     calls = []
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow_lib.device import describe_device, machine_name, pick_device
-from fastslow_lib.progress import progress
-from fastslow_lib.results import load_summary, record, repo_root
-from fastslow_lib.seed import check_seed, rng, seed_everything
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.progress import progress
+from fastslow_lib.core.seed import check_seed, rng, seed_everything
+from fastslow_lib.course.results import load_summary, record
 
 # --------------------------------------------------------------------------- seed
 

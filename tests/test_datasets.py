@@ -9,19 +9,24 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from fastslow_lib.config.presets import get_preset
 from fastslow_lib.data import (
     RetrievalProtocol,
     TrainPairs,
+    WorldConfig,
+    generate_distractors,
     images_to_tensor,
     load_world,
     make_collate,
 )
-from fastslow_lib.tokenizer import encode
+from fastslow_lib.data.tokenizer import encode
+
+TINY = get_preset("tiny").world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    return load_world("tiny", tmp_path_factory.mktemp("world"))
+    return load_world(TINY, tmp_path_factory.mktemp("world"))
 
 
 def test_images_to_tensor_shape_range_and_errors():
@@ -86,9 +91,7 @@ def test_query_subset_is_stated_and_repeatable(world):
 
 
 def test_sub_gallery_keeps_queries_with_their_images(tmp_cache):
-    from fastslow_lib.data import RetrievalProtocol, load_world
-
-    world = load_world("tiny", tmp_cache)
+    world = load_world(TINY, tmp_cache)
     full = RetrievalProtocol.from_split(world.test)
     sub = full.sub_gallery(20, 30, seed=1)
     assert sub.gallery.shape[0] == 20 and len(sub.queries) == 30
@@ -105,8 +108,6 @@ def test_sub_gallery_keeps_queries_with_their_images(tmp_cache):
 
 
 def test_distractors_are_seeded_and_a_larger_n_extends_a_smaller_one():
-    from fastslow_lib.data import WorldConfig, generate_distractors
-
     cfg = WorldConfig(n_train=10, n_val=10, n_test=10, n_small=10, probe_pairs_per_kind=2)
     a, scenes = generate_distractors(cfg, 5)
     b, _ = generate_distractors(cfg, 8)

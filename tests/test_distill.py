@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from shared import TINY_VISION
 
+from fastslow_lib.config.training import FastTrainConfig
 from fastslow_lib.distill import (
     GroupBatchSampler,
+    check_teacher_covers,
     distillation_extra_loss,
     group_distillation_loss,
     lookalike_groups,
@@ -20,10 +22,10 @@ from fastslow_lib.distill import (
     teacher_scores,
     training_captions,
 )
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.slow import SlowConfig, SlowModel
-from fastslow_lib.slow_scoring import slow_pair_scores
-from fastslow_lib.training import FastTrainConfig, train_fast
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import train_fast
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.scoring import slow_pair_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
@@ -103,7 +105,7 @@ def test_lookalike_groups_partition_and_are_deterministic(fast, world):
     assert len(np.unique(groups)) == groups.size  # a partition: no image twice
     np.testing.assert_array_equal(groups, lookalike_groups(fast, world.train, 4))
     # Members are nearer to their anchor than random images are, by Fast's embeddings.
-    from fastslow_lib.evaluate import embed_images
+    from fastslow_lib.fast.evaluate import embed_images
 
     emb = embed_images(fast, world.train.images).numpy()
     within = np.mean([emb[g[0]] @ emb[g[1]] for g in groups])
@@ -185,19 +187,23 @@ def test_distilled_training_runs_and_missing_teacher_rows_are_named(tok, world, 
     extra = distillation_extra_loss(teacher.astype(np.float32), sampler, weight=1.0, tau=1.0)
     history = train_fast(student, world, tok, cfg, extra_loss=extra, batch_sampler=sampler)
     assert history["steps"] == len(world.train) // 32 and np.isfinite(history["final_loss"])
+    # Coverage is checked where the scores enter (get_teacher_scores), not in the step.
+    shown = training_captions(world.train, cfg.epochs, seed=cfg.seed)
+    check_teacher_covers(teacher, world.train, groups, shown)
     holes = teacher.astype(np.float32).copy()
+    in_group = shown[np.isin(world.train.caption_image[shown], groups)]
+    holes[in_group[3]] = np.nan
+    with pytest.raises(ValueError, match=rf"no teacher scores .*\[{in_group[3]}\]"):
+        check_teacher_covers(holes, world.train, groups, shown)
     holes[:] = np.nan
-    torch.manual_seed(0)
-    student = DualEncoder(FastConfig(vocab_size=len(tok), **FAST))
-    extra = distillation_extra_loss(holes, sampler, weight=1.0, tau=1.0)
-    with pytest.raises(ValueError, match="no teacher scores"):
-        train_fast(student, world, tok, cfg, extra_loss=extra, batch_sampler=sampler)
+    holes[in_group] = 0.0  # captions no batch shows may stay empty
+    check_teacher_covers(holes, world.train, groups, shown)
     with pytest.raises(ValueError, match="weight"):
         distillation_extra_loss(teacher, sampler, weight=-1.0, tau=1.0)
 
 
 def test_distill_config_validation():
-    from fastslow_lib.distill import DistillConfig
+    from fastslow_lib.config.training import DistillConfig
 
     assert DistillConfig().to_dict()["group_size"] == 4
     for bad in ({"groups": "nearest"}, {"group_size": 1}, {"group_share": 0.0},
@@ -217,7 +223,7 @@ def test_random_groups_partition():
 
 
 def test_get_teacher_scores_caches_and_keys_on_the_teacher(tok, world, fast, tmp_path):
-    from fastslow_lib.checkpoint import save_checkpoint
+    from fastslow_lib.core.checkpoint import save_checkpoint
     from fastslow_lib.distill import get_teacher_scores
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Distributed Fast training (fastslow_lib/distributed.py) on 2 CPU processes (gloo).
+"""Distributed Fast training (fastslow_lib/scale/distributed.py) on 2 CPU processes (gloo).
 
 One ``torch.multiprocessing.spawn`` of 2 workers runs every multi-process check (start-up
 dominates the time); the workers write their results to ``tmp_path`` with ``torch.save`` and
@@ -17,20 +17,20 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.config.training import FastTrainConfig
 from fastslow_lib.data import TrainPairs, load_world, make_collate
-from fastslow_lib.distributed import (
+from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.fast.losses import info_nce
+from fastslow_lib.fast.model import DEFAULT_VISION_KWARGS, DualEncoder, FastConfig
+from fastslow_lib.fast.training import train_fast
+from fastslow_lib.scale.distributed import (
     ENV_VARS,
     GlobalBatchSlices,
     distributed_info_nce,
     gather_features,
     setup,
 )
-from fastslow_lib.losses import info_nce
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.fast import DEFAULT_VISION_KWARGS
-from fastslow_lib.presets import get_preset
-from fastslow_lib.tokenizer import encode
-from fastslow_lib.training import FastTrainConfig, train_fast
 
 WORLD_SIZE = 2
 #: One global batch of 8 pairs, 4 per rank, for the loss and gradient check.
@@ -68,7 +68,7 @@ def _worker(rank: int, port: int, folder: str, cache_dir: str) -> None:
     """One rank: set torchrun's variables, set up, run every check, save results."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from fastslow_lib.distributed import cleanup, train_fast_ddp
+    from fastslow_lib.scale.distributed import cleanup, train_fast_ddp
 
     torch.set_num_threads(1)
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(WORLD_SIZE), "LOCAL_RANK": str(rank),
@@ -77,7 +77,7 @@ def _worker(rank: int, port: int, folder: str, cache_dir: str) -> None:
     out: dict = {"rank": info.rank, "world_size": info.world_size, "backend": info.backend}
     try:
         tmp = Path(folder)
-        world = load_world("tiny", cache_dir)
+        world = load_world(get_preset("tiny").world, cache_dir)
         tok = world.tokenizer()
         vocab = len(tok)
 
@@ -161,6 +161,7 @@ def ddp_run(tmp_path_factory, world, tok, one_thread) -> dict:
     loss.backward()
     ref = {"loss": float(loss.detach()), "img": img.detach(), "grads": grads(model),
            "param_names": [name for name, _ in model.named_parameters()]}
+    ref["no_bn_init"] = state(no_bn)
     ref["no_bn_history"] = train_fast(no_bn, world, tok, TRAIN_CFG)
     ref["no_bn_state"] = state(no_bn)
     return {"ranks": ranks, "ref": ref, "world": world}
@@ -189,7 +190,7 @@ def test_setup_without_torchrun_variables_says_what_is_missing(monkeypatch):
 
 
 def test_train_fast_ddp_without_a_process_group_raises(world, tok):
-    from fastslow_lib.distributed import train_fast_ddp
+    from fastslow_lib.scale.distributed import train_fast_ddp
 
     with pytest.raises(RuntimeError, match="setup"):
         train_fast_ddp(torch.nn.Linear(2, 2), world, tok, FastTrainConfig(batch_size=4))
@@ -279,5 +280,11 @@ def test_without_batchnorm_ddp_training_matches_train_fast(ddp_run):
         assert history["loss"] == pytest.approx(ref["no_bn_history"]["loss"], abs=1e-4)
         assert history["temperature"] == pytest.approx(
             ref["no_bn_history"]["temperature"], abs=1e-5)
+        # Adam divides each update by the gradient's running scale, so where a gradient is
+        # near zero, float noise between one process and two ranks moves a weight by up to
+        # lr per step: compare each tensor's whole update, within 5% of its size.
         for key, value in ref["no_bn_state"].items():
-            assert torch.allclose(out["no_bn_state"][key], value, atol=1e-4), key
+            start = ref["no_bn_init"][key].float()
+            want, got = value.float() - start, out["no_bn_state"][key].float() - start
+            assert (got - want).norm() <= 0.05 * want.norm() + 1e-6, (
+                f"{key}: update differs by {float((got - want).norm() / want.norm()):.1%}")

@@ -1,4 +1,4 @@
-"""Tests for fastslow_lib.models.fast: config checks, towers, order sensitivity, dual encoder."""
+"""Tests for fastslow_lib.fast.model: config checks, towers, order sensitivity, dual encoder."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from host_sync import no_host_reads
 from safetensors.torch import save_file
 from shared import CAPTIONS, TINY_VISION
 from transformers import BertModel, ModernBertModel
 
-from fastslow_lib.models import (
+from fastslow_lib.data.tokenizer import build_tokenizer, encode
+from fastslow_lib.fast.evaluate import embed_images, embed_texts
+from fastslow_lib.fast.input_checks import check_images, check_tokens
+from fastslow_lib.fast.losses import info_nce
+from fastslow_lib.fast.model import (
     DEFAULT_VISION_KWARGS,
     MAX_LOGIT_SCALE,
     TEXT_ENCODERS,
@@ -22,7 +28,6 @@ from fastslow_lib.models import (
     VisionTower,
     bert_config,
 )
-from fastslow_lib.tokenizer import build_tokenizer, encode
 
 CAPTION, TWIN = CAPTIONS[0], CAPTIONS[1]  # the same words, colours swapped
 
@@ -177,8 +182,6 @@ def test_num_parameters_counts_every_parameter_once(tok):
 
 
 def test_gradients_reach_both_towers_and_the_scale(tok):
-    from fastslow_lib.losses import info_nce
-
     torch.manual_seed(0)
     model = DualEncoder(tiny_config(tok)).train()
     batch = encode(tok, CAPTIONS, 24)
@@ -186,6 +189,29 @@ def test_gradients_reach_both_towers_and_the_scale(tok):
     for part in (model.vision.backbone, model.vision.proj, model.text.encoder, model.text.proj):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     assert model.logit_scale.grad is not None and float(model.logit_scale.grad) != 0.0
+
+
+@pytest.mark.parametrize("encoder", TEXT_ENCODERS)
+def test_a_training_step_reads_no_tensor_value_back_to_the_host(tok, encoder):
+    """Forward, InfoNCE and backward of valid input read no value back: on a GPU each read
+    would stall the step. The only read left is ``transformers``' own check of whether the
+    attention mask has padding (``padding_mask.all()`` in its SDPA mask helper)."""
+    torch.manual_seed(0)
+    model = DualEncoder(tiny_config(tok, text_encoder=encoder)).train()
+    batch = encode(tok, CAPTIONS, 24)
+    x = images(4)
+    with no_host_reads(allow=("transformers.masking_utils",)) as third_party:
+        loss = info_nce(*model(x, batch["input_ids"], batch["attention_mask"]))
+        loss.backward()
+    assert all(read.startswith("transformers.masking_utils.") for read in third_party)
+
+
+def test_the_host_read_guard_catches_reads():
+    model_reads = [lambda t: t.item(), lambda t: float(t), lambda t: bool(t), lambda t: int(t)]
+    for read in model_reads:
+        with pytest.raises(AssertionError, match="host read"), no_host_reads():
+            read(torch.ones(()))
+    assert float(torch.ones(())) == 1.0  # restored afterwards
 
 
 # --------------------------------------------------------------------------- text tower
@@ -293,7 +319,7 @@ def test_text_tower_learns_word_order_in_a_few_steps(tok, seed, encoder, steps, 
 
 def test_order_blind_tower_cannot_learn_word_order(tok):
     """The check can fail: with N(0, 1) word embeddings the same training leaves the twins
-    at cosine 1.000, as measured on the prototype (DESIGN.md, section 7)."""
+    at cosine 1.000."""
     torch.manual_seed(0)
     model = make_order_blind(DualEncoder(tiny_config(tok, text_encoder="bert")))
     train_to_tell_captions_apart(model, tok)
@@ -330,40 +356,57 @@ def test_padding_does_not_change_a_captions_embedding(model, tok):
     torch.testing.assert_close(in_batch, long[0], atol=1e-5, rtol=0)
 
 
-def test_text_tower_rejects_ids_outside_the_vocabulary(model, tok):
+def test_token_check_rejects_ids_outside_the_vocabulary(model, tok):
     batch = encode(tok, [CAPTION], 24)
-    ids = batch["input_ids"].clone()
+    ids, mask = batch["input_ids"].clone(), batch["attention_mask"]
+    assert check_tokens(ids, mask, model.text.vocab_size, 24)[0] is ids
     ids[0, 1] = len(tok)
-    with pytest.raises(ValueError, match=rf"\[0, {len(tok)}\).*vocab_size"):
-        model.encode_text(ids, batch["attention_mask"])
+    with pytest.raises(ValueError, match=rf"token ids.*\[0, {len(tok)}\).*vocab_size"):
+        check_tokens(ids, mask, model.text.vocab_size)
     ids[0, 1] = -1
     with pytest.raises(ValueError, match="token ids"):
-        model.encode_text(ids, batch["attention_mask"])
+        check_tokens(ids, mask, model.text.vocab_size)
+
+
+def test_embed_texts_rejects_a_tokenizer_that_is_not_the_models(tok):
+    small = DualEncoder(tiny_config(tok, vocab_size=len(tok) - 3))
+    with pytest.raises(ValueError, match="token ids.*vocab_size"):
+        embed_texts(small, tok, CAPTIONS, max_len=24)
 
 
 def test_text_tower_rejects_sequences_longer_than_max_len(model, tok):
     batch = encode(tok, [CAPTION], 30)
     with pytest.raises(ValueError, match="30 long.*max_len=24"):
         model.encode_text(batch["input_ids"], batch["attention_mask"])
+    with pytest.raises(ValueError, match="max_len=24"):
+        embed_texts(model, tok, [CAPTION], max_len=30)
 
 
-def test_text_tower_rejects_malformed_masks_and_ids(model, tok):
+def test_text_tower_rejects_malformed_token_shapes(model, tok):
     batch = encode(tok, [CAPTION, TWIN], 24)
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    with pytest.raises(TypeError, match="integer"):
+    with pytest.raises(TypeError, match="input_ids.*integer"):
         model.encode_text(ids.float(), mask)
     with pytest.raises(ValueError, match="same shape"):
         model.encode_text(ids, mask[:, :20])
-    with pytest.raises(ValueError, match=r"\(B, L\)"):
+    with pytest.raises(ValueError, match=r"input_ids.*\(B, L\)"):
         model.encode_text(ids[0], mask[0])
-    with pytest.raises(ValueError, match="right-padded"):
-        model.encode_text(ids, mask.flip(1))
+
+
+def test_token_check_rejects_malformed_masks(model, tok):
+    batch = encode(tok, [CAPTION, TWIN], 24)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    vocab = model.text.vocab_size
+    with pytest.raises(ValueError, match="attention_mask.*right-padded"):
+        check_tokens(ids, mask.flip(1), vocab)
     empty = mask.clone()
     empty[1] = 0
-    with pytest.raises(ValueError, match="at least one real token"):
-        model.encode_text(ids, empty)
-    with pytest.raises(ValueError, match="only 0 and 1"):
-        model.encode_text(ids, mask * 2)
+    with pytest.raises(ValueError, match="attention_mask.*real token"):
+        check_tokens(ids, empty, vocab)
+    with pytest.raises(ValueError, match="attention_mask.*0 and 1"):
+        check_tokens(ids, mask * 2, vocab)
+    with pytest.raises(TypeError, match="attention_mask.*integer"):  # the shape checks too
+        check_tokens(ids, mask.bool(), vocab)
 
 
 def test_text_tower_from_a_local_pretrained_dir(tok, tmp_path: Path):
@@ -408,15 +451,37 @@ def test_vision_tower_normalises_inside(tok):
         (torch.rand(2, 32, 32, 3), ValueError, "channels-last"),
         (torch.rand(3, 32, 32), ValueError, "unsqueeze"),
         (torch.rand(2, 3, 64, 64), ValueError, "32x32"),
-        (torch.rand(2, 3, 32, 32) * 255, ValueError, "divide"),
-        ((torch.rand(2, 3, 32, 32) * 255).to(torch.uint8), TypeError, "float"),
-        (torch.full((2, 3, 32, 32), float("nan")), ValueError, "NaN"),
-        (torch.rand(0, 3, 32, 32), ValueError, "empty"),
+        ((torch.rand(2, 3, 32, 32) * 255).to(torch.uint8), TypeError, "images.*float"),
+        (torch.rand(0, 3, 32, 32), ValueError, "images.*empty"),
     ],
 )
-def test_vision_tower_rejects_bad_images(model, batch, error, message):
+def test_vision_tower_and_image_check_reject_badly_shaped_images(model, batch, error, message):
     with pytest.raises(error, match=message):
         model.encode_image(batch)
+    with pytest.raises(error, match=message):
+        check_images(batch, 32)
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (torch.rand(2, 3, 32, 32) * 255, r"images.*\[0, 1\].*divide"),
+        (torch.rand(2, 3, 32, 32) - 0.5, r"images.*\[0, 1\]"),
+        (torch.full((2, 3, 32, 32), float("nan")), "images.*NaN"),
+    ],
+)
+def test_image_check_rejects_bad_values(batch, message):
+    with pytest.raises(ValueError, match=message):
+        check_images(batch, 32)
+
+
+def test_image_check_accepts_valid_images_and_embed_images_runs_it(model):
+    x = images(2)
+    assert check_images(x, 32) is x
+    uint8 = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    assert embed_images(model, uint8).shape == (3, 32)
+    with pytest.raises(ValueError, match="images.*32x32"):
+        embed_images(model, np.zeros((1, 16, 16, 3), dtype=np.uint8))
 
 
 def test_vision_tower_loads_local_pretrained_weights(tok, tmp_path: Path):

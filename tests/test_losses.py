@@ -1,4 +1,4 @@
-"""Tests for fastslow_lib.losses.info_nce: hand-computed values, a loop reference, errors."""
+"""Tests for fastslow_lib.fast.losses.info_nce: hand-computed values, a loop reference, errors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from host_sync import no_host_reads
 
-from fastslow_lib.losses import info_nce
+from fastslow_lib.fast.losses import info_nce
 
 
 def loop_info_nce(img: list[list[float]], txt: list[list[float]], scale: float) -> float:
@@ -93,10 +94,25 @@ def test_gradients_flow_to_both_embeddings_and_the_scale():
         (torch.randn(4, 8), torch.randn(4, 8), 0.0, ValueError, "positive"),
         (torch.randn(4, 8), torch.randn(4, 8), -2.0, ValueError, "positive"),
         (torch.randn(4, 8), torch.randn(4, 8), float("nan"), ValueError, "finite"),
-        (torch.randn(4, 8), torch.randn(4, 8), torch.ones(2), ValueError, "scalar"),
-        (torch.randn(4, 8), torch.randn(4, 8), "14", TypeError, "number"),
+        (torch.randn(4, 8), torch.randn(4, 8), torch.ones(2), ValueError, "logit_scale.*scalar"),
+        (torch.randn(4, 8), torch.randn(4, 8), torch.tensor(2), TypeError, "logit_scale.*float"),
+        (torch.randn(4, 8), torch.randn(4, 8), "14", TypeError, "logit_scale.*number"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(img, txt, scale, error, message):
     with pytest.raises(error, match=message):
         info_nce(img, txt, scale)
+
+
+def test_a_tensor_scale_is_checked_without_reading_its_value():
+    """The loss runs every training step: a tensor scale gets shape and dtype checks only, as
+    reading its value would stall a GPU (a number is checked by value, above)."""
+    gen = torch.Generator().manual_seed(0)
+    img = torch.randn(4, 8, generator=gen).requires_grad_()
+    txt = torch.randn(4, 8, generator=gen)
+    scale = torch.tensor([[2.0]], requires_grad=True)  # one element, any shape
+    with no_host_reads():
+        loss = info_nce(img, txt, scale)
+        loss.backward()
+    assert float(loss.detach()) == pytest.approx(float(info_nce(img, txt, 2.0).detach()))
+    assert scale.grad is not None and scale.grad.shape == (1, 1)

@@ -1,4 +1,4 @@
-"""Tests for fastslow_lib.metrics. Expected values are worked out by hand in the comments."""
+"""Tests for fastslow_lib.core.metrics. Expected values are worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow_lib.metrics import (
+from fastslow_lib.core.metrics import (
     METRIC_KEYS,
     consistent_at_1,
     image_to_text_metrics,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.pretrained import (
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.pretrained import (
     PretrainedMissingError,
     efficientnet_lite0_file,
     efficientnet_lite0_state_dict,

@@ -1,5 +1,6 @@
 """MiniLM (its WordPiece tokenizer and encoder, checked against sentence-transformers) and Fast
-trained on the real-data fixtures by ``fastslow_lib.real_training`` / ``scripts/train_real.py``."""
+trained on the real-data fixtures by ``fastslow_lib.scale.real_training`` /
+``scripts/train_real.py``."""
 
 from __future__ import annotations
 
@@ -14,10 +15,7 @@ from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
 from fastslow_lib.data.karpathy import load_karpathy
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.pretrained import PretrainedMissingError, efficientnet_lite0_file, minilm_dir
-from fastslow_lib.real_training import RealData, build_real_model, caption_max_len
-from fastslow_lib.tokenizer import (
+from fastslow_lib.data.tokenizer import (
     BOS_ID,
     EOS_ID,
     build_tokenizer,
@@ -25,6 +23,9 @@ from fastslow_lib.tokenizer import (
     load_pretrained_tokenizer,
     sequence_ids,
 )
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.pretrained import PretrainedMissingError, efficientnet_lite0_file, minilm_dir
+from fastslow_lib.scale.real_training import RealData, build_real_model, caption_max_len
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "data" / "fixtures"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fastslow_lib.report import CLAIMS, claims_rows, claims_table
-from fastslow_lib.results import record
+from fastslow_lib.course.report import CLAIMS, claims_rows, claims_table
+from fastslow_lib.course.results import record
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,21 +8,22 @@ import pytest
 import torch
 from shared import TINY_VISION
 
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.evaluate import embed_images, embed_texts
-from fastslow_lib.index import VectorIndex
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.slow import SlowConfig, SlowModel
+from fastslow_lib.fast.evaluate import embed_images, embed_texts
+from fastslow_lib.fast.index import VectorIndex
+from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.rerank import SlowGallery, check_queries, rerank
-from fastslow_lib.slow_scoring import slow_scores
-from fastslow_lib.timing import StageTimer
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.scoring import slow_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    world = load_world("tiny", tmp_path_factory.mktemp("world"))
+    world = load_world(get_preset("tiny").world, tmp_path_factory.mktemp("world"))
     tok = world.tokenizer()
     torch.manual_seed(0)
     fast = DualEncoder(FastConfig(vocab_size=len(tok), embed_dim=16, text_width=32,

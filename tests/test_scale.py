@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastslow_lib.scale import (
+from fastslow_lib.scale.costs import (
     MeasuredCosts,
     clustered_unit_vectors,
     machines_needed,

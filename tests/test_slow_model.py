@@ -1,21 +1,25 @@
-"""Tests for the Slow captioner (fastslow_lib.models.slow) and its batched scoring."""
+"""Tests for the Slow captioner (fastslow_lib.slow.model) and its batched scoring."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from host_sync import no_host_reads
 from shared import CAPTIONS, TINY_VISION
 
-from fastslow_lib.models.slow import (
+from fastslow_lib.data.tokenizer import build_tokenizer, encode
+from fastslow_lib.fast.input_checks import check_images
+from fastslow_lib.slow.model import (
     Attention,
+    MatchingModel,
     SlowConfig,
     SlowModel,
+    length_chunk_plan,
     position_code_2d,
     token_logprobs,
 )
-from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
-from fastslow_lib.tokenizer import build_tokenizer, encode
+from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -152,6 +156,49 @@ def test_score_is_forward_plus_backward_log_likelihood(tok):
             total += sum(float(logp[i, ids[0, i + 1]]) for i in range(n - 1))
     got = slow_pair_scores(model, tok, CAPTIONS[:1], img, max_len=16)[0]
     assert got == pytest.approx(total, rel=1e-5)
+
+
+def test_pyramid_checks_shapes_and_the_edge_check_checks_values(tok):
+    model = SlowModel(tiny(tok))
+    with pytest.raises(ValueError, match="images.*64x64"):
+        model.vision(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="images.*channels-first"):
+        model.vision(torch.rand(1, 64, 64, 3))
+    with pytest.raises(ValueError, match="images.*NaN"):
+        check_images(torch.full((1, 3, 64, 64), float("nan")), model.config.image_size)
+    with pytest.raises(ValueError, match=r"images.*\[0, 1\]"):
+        check_images(torch.rand(1, 3, 64, 64) * 255, model.config.image_size)
+
+
+@pytest.mark.parametrize("chunks", [1, 2])
+def test_a_training_step_reads_nothing_back_with_a_host_made_chunk_plan(tok, chunks):
+    """Forward and backward of valid input read no tensor value back to the host (a device
+    sync on a GPU) when the length-chunk plan is made on the host, as the training batches do;
+    without a plan, the forward pass makes it and reads each chunk's longest length (one read
+    per chunk and direction)."""
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok)).train()
+    x = torch.rand(4, 3, 64, 64)
+    fwd, bwd = encode(tok, CAPTIONS, 16), encode(tok, CAPTIONS, 16, reverse=True)
+    plan = {"forward": length_chunk_plan(fwd["attention_mask"], chunks),
+            "backward": length_chunk_plan(bwd["attention_mask"], chunks)}
+    with no_host_reads():
+        planned = model(x, fwd, bwd, chunks=plan)["loss"]
+        planned.backward()
+    with no_host_reads(allow=("fastslow_lib.slow.model.length_chunk_plan",)) as reads:
+        unplanned = model(x, fwd, bwd, length_chunks=chunks)["loss"]
+    assert len(reads) == 2 * chunks
+    assert torch.equal(planned.detach(), unplanned.detach())
+
+
+def test_an_itm_training_step_reads_no_tensor_value(tok):
+    torch.manual_seed(0)
+    model = MatchingModel(tiny(tok)).train()
+    x = torch.rand(4, 3, 64, 64)
+    with no_host_reads():
+        out = model(x, encode(tok, CAPTIONS, 16), x.flip(0), caption_weight=0.5)
+        out["loss"].backward()
+    assert model.head.weight.grad is not None
 
 
 def test_training_steps_lower_the_loss(tok):

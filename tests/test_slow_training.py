@@ -8,20 +8,20 @@ import pytest
 import torch
 from shared import TINY_VISION
 
-from fastslow_lib.checkpoint import checkpoint_exists
+from fastslow_lib.core.checkpoint import checkpoint_exists
 from fastslow_lib.data.captions import is_true, tokenize_caption
 from fastslow_lib.data.datasets import images_to_tensor
-from fastslow_lib.grounding import upsample_map, word_heatmaps
-from fastslow_lib.matching import (
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.slow.grounding import upsample_map, word_heatmaps
+from fastslow_lib.slow.matching import (
     get_matching_model,
     itm_learned,
     itm_step,
     mine_hard_negatives,
 )
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.slow import MatchingModel, SlowConfig, SlowModel
-from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
-from fastslow_lib.slow_training import (
+from fastslow_lib.slow.model import MatchingModel, SlowConfig, SlowModel
+from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
+from fastslow_lib.slow.training import (
     SlowTrainConfig,
     get_slow_model,
     shuffled_batches,
@@ -58,7 +58,7 @@ def test_length_chunks_give_the_same_loss_and_gradients(world, tok):
     out = {}
     for chunks in (1, 3, 12):
         model.zero_grad()
-        loss = model(b["image"], b["fwd"], b["bwd"], length_chunks=chunks)
+        loss = model(b["image"], b["forward"], b["backward"], length_chunks=chunks)
         loss["loss"].backward()
         out[chunks] = (loss, model.forward_decoder.embed.weight.grad.clone())
     for chunks in (3, 12):
@@ -66,15 +66,15 @@ def test_length_chunks_give_the_same_loss_and_gradients(world, tok):
             torch.testing.assert_close(out[chunks][0][key], out[1][0][key], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(out[chunks][1], out[1][1], rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="length_chunks"):
-        model(b["image"], b["fwd"], b["bwd"], length_chunks=0)
+        model(b["image"], b["forward"], b["backward"], length_chunks=0)
 
 
 def test_slow_batch_trims_padding_in_both_directions(world, tok):
     caps = ["a red circle", "a big blue square on the left"]
     b = slow_batch(tok, caps, world.train.images[:2], 48)
     assert b["image"].shape == (2, 3, 64, 64)
-    assert b["fwd"]["input_ids"].shape == b["bwd"]["input_ids"].shape
-    assert b["fwd"]["attention_mask"][:, -1].any()  # no column is padding only
+    assert b["forward"]["input_ids"].shape == b["backward"]["input_ids"].shape
+    assert b["forward"]["attention_mask"][:, -1].any()  # no column is padding only
 
 
 # ------------------------------------------------------------------ training
@@ -145,7 +145,7 @@ def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_pa
     batch = slow_batch(tok, world.train.captions[:60:5], world.train.images[:12], 48)
     with torch.no_grad():
         negatives = images_to_tensor(world.train.images[neg[:60:5, 0]])
-        out = model(batch["image"], batch["fwd"], negatives)
+        out = model(batch["image"], batch["forward"], negatives)
     assert float(out["matching"]) < 0.9 * np.log(2), float(out["matching"])
     with pytest.raises(ValueError, match="one per training caption"):
         get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm2.safetensors", neg[:5])
@@ -155,10 +155,10 @@ def test_matching_loss_adds_the_captioning_loss_of_the_matches(world, tok):
     model = slow(tok, MatchingModel).eval()
     batch = slow_batch(tok, world.train.captions[:30:5], world.train.images[:6], 48)
     neg = images_to_tensor(world.train.images[6:12])
-    plain = model(batch["image"], batch["fwd"], neg)
-    both = model(batch["image"], batch["fwd"], neg, caption_weight=0.5)
+    plain = model(batch["image"], batch["forward"], neg)
+    both = model(batch["image"], batch["forward"], neg, caption_weight=0.5)
     torch.testing.assert_close(plain["loss"], plain["matching"])
-    ids, mask = batch["fwd"]["input_ids"], batch["fwd"]["attention_mask"]
+    ids, mask = batch["forward"]["input_ids"], batch["forward"]["attention_mask"]
     logits = model.trunk(ids[:, :-1], model.vision(batch["image"]))  # the usual captioner call
     target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
     caption = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
@@ -166,15 +166,18 @@ def test_matching_loss_adds_the_captioning_loss_of_the_matches(world, tok):
     torch.testing.assert_close(both["caption"], caption)
     torch.testing.assert_close(both["loss"], plain["matching"] + 0.5 * caption)
     with pytest.raises(ValueError, match="caption_weight"):
-        model(batch["image"], batch["fwd"], neg, caption_weight=-1.0)
+        model(batch["image"], batch["forward"], neg, caption_weight=-1.0)
 
 
 def test_itm_step_adds_one_negative_per_caption(world, tok):
     neg = np.tile(np.arange(4), (len(world.train.captions), 1))
     model = slow(tok, MatchingModel)
     batch = slow_batch(tok, world.train.captions[:6], world.train.images[:6], 48)
-    loss = itm_step(neg, world.train)(model, batch, np.arange(6))
+    batch["caption_index"] = np.arange(6)
+    step = itm_step(neg, world.train)
+    loss = step(model, batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
+    assert len(step.matching_losses) == 1 and step.matching_losses[0].ndim == 0
 
 
 def test_matching_scores_batched_equal_per_pair(world, tok):
@@ -263,7 +266,7 @@ def test_cross_attention_weights_match_the_layer_output(world, tok):
 
 
 def test_named_object_attention_is_measured_against_the_uniform_share(world, tok):
-    from fastslow_lib.grounding import _box_mask, _named_objects, named_object_attention
+    from fastslow_lib.slow.grounding import _box_mask, _named_objects, named_object_attention
 
     model = slow(tok).eval()
     out = named_object_attention(model, tok, world.test, n_captions=20)

@@ -1,4 +1,4 @@
-"""Tests for fastslow_lib.timing: timers, repeated measurement, stage breakdown, formatting."""
+"""Tests for fastslow_lib.core.timing: timers, repeated measurement, stage breakdown, formatting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from fastslow_lib.timing import (
+from fastslow_lib.core.timing import (
     StageTimer,
     Timer,
     TimingResult,

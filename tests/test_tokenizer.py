@@ -1,4 +1,4 @@
-"""Tests for fastslow_lib.tokenizer: vocabulary, encode/decode layouts, errors, save/load."""
+"""Tests for fastslow_lib.data.tokenizer: vocabulary, encode/decode layouts, errors, save/load."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from fastslow_lib.tokenizer import (
+from fastslow_lib.data.tokenizer import (
     BOS_ID,
     CLS_ID,
     DEFAULT_MAX_LENGTH,

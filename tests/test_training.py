@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from fastslow_lib.config.training import FastTrainConfig
+from fastslow_lib.core.loop import cosine_schedule
 from fastslow_lib.data import RetrievalProtocol
-from fastslow_lib.evaluate import (
+from fastslow_lib.fast.evaluate import (
     embed_images,
     embed_texts,
     fast_pair_scorer,
@@ -16,8 +18,8 @@ from fastslow_lib.evaluate import (
     retrieval_report,
     twin_cosines,
 )
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.training import FastTrainConfig, cosine_schedule, get_fast_model, train_fast
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import get_fast_model, train_fast
 
 SMALL = {"embed_dim": 32, "text_width": 32, "text_layers": 1, "text_heads": 2}
 
@@ -135,12 +137,12 @@ def test_bad_train_config(kwargs, match):
 
 def test_batch_larger_than_the_training_split_is_an_error(world, tok):
     cfg = FastTrainConfig(epochs=1, batch_size=len(world.train) + 1)
-    with pytest.raises(ValueError, match="make no batch"):
+    with pytest.raises(ValueError, match="no training step"):
         train_fast(model_for(tok), world, tok, cfg)
 
 
 def test_get_fast_model_trains_once_then_loads(world, tok, tmp_path):
-    from fastslow_lib.presets import get_preset
+    from fastslow_lib.config.presets import get_preset
 
     torch.set_num_threads(1)
     preset = get_preset("tiny")

@@ -7,28 +7,28 @@ import numpy as np
 import pytest
 import torch
 
+from fastslow_lib.config.presets import get_preset
 from fastslow_lib.data.clips import FRAMES, load_clip_world
 from fastslow_lib.data.datasets import images_to_tensor
-from fastslow_lib.index import VectorIndex
-from fastslow_lib.models import FastConfig
-from fastslow_lib.models.slow import SlowConfig
-from fastslow_lib.models.video import (
+from fastslow_lib.fast.index import VectorIndex
+from fastslow_lib.fast.model import FastConfig
+from fastslow_lib.rerank import SlowGallery, rerank
+from fastslow_lib.slow.model import SlowConfig
+from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
+from fastslow_lib.video.model import (
     SpaceTimePyramid,
     VideoDualEncoder,
     VideoSlowModel,
     position_code_1d,
 )
-from fastslow_lib.presets import get_preset
-from fastslow_lib.rerank import SlowGallery, rerank
-from fastslow_lib.slow_scoring import slow_pair_scores, slow_scores
-from fastslow_lib.video_training import get_video_fast_model, get_video_slow_model
+from fastslow_lib.video.training import get_video_fast_model, get_video_slow_model
 
 SETTINGS = get_preset("tiny").video
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    return load_clip_world("tiny", tmp_path_factory.mktemp("clips"))
+    return load_clip_world(get_preset("tiny").clips, tmp_path_factory.mktemp("clips"))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_training_rerank_and_checkpoints_reuse_the_image_pipeline(clips, ctok, t
 
     gallery_clips = clips.test.images
     index = VectorIndex(f.embed_dim, "flat")
-    from fastslow_lib.evaluate import embed_images
+    from fastslow_lib.fast.evaluate import embed_images
 
     index.add(embed_images(f, gallery_clips).numpy())
     gallery = SlowGallery(s, gallery_clips)
@@ -125,7 +125,7 @@ def test_training_rerank_and_checkpoints_reuse_the_image_pipeline(clips, ctok, t
 
 
 def test_transfer_weights_copies_what_fits(ctok):
-    from fastslow_lib.video_training import transfer_weights
+    from fastslow_lib.video.training import transfer_weights
 
     source, target = slow(ctok), slow(ctok)
     torch.nn.init.constant_(target.vision.lateral["8"].weight, 0.0)
@@ -149,7 +149,7 @@ def test_distillation_runs_on_clips_unchanged(clips, ctok, one_thread):
         teacher_scores,
         training_captions,
     )
-    from fastslow_lib.training import train_fast
+    from fastslow_lib.fast.training import train_fast
 
     student, teacher = fast(ctok, "transformer"), slow(ctok)
     cfg = replace(SETTINGS.fast_train, epochs=1)
@@ -169,3 +169,28 @@ def test_distillation_runs_on_clips_unchanged(clips, ctok, one_thread):
     hist = train_fast(student, clips, ctok, cfg, batch_sampler=sampler,
                       extra_loss=distillation_extra_loss(table, sampler, weight=1.0, tau=2.0))
     assert np.isfinite(hist["loss"]).all() and hist["steps"] == len(clips.train) // cfg.batch_size
+
+
+def test_video_checkpoints_are_keyed_on_the_image_checkpoint_they_start_from(clips, ctok,
+                                                                             tmp_path, one_thread):
+    from fastslow_lib.core.checkpoint import save_checkpoint
+    from fastslow_lib.fast.model import DualEncoder
+
+    torch.manual_seed(0)
+    image = DualEncoder(FastConfig(vocab_size=len(ctok), **SETTINGS.fast_model))
+    parent = save_checkpoint(image, tmp_path / "fast_image.safetensors",
+                             {"model": image.config.to_dict()})
+    path = tmp_path / "vf.safetensors"
+    _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+    assert not loaded
+    _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+    assert loaded
+    with torch.no_grad():
+        image.vision.backbone.conv1[0].weight.mul_(0.5)
+    save_checkpoint(image, parent, {"model": image.config.to_dict()})  # the image model retrained
+    with pytest.warns(UserWarning, match="parents"):
+        _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+    assert not loaded
+    with pytest.raises(FileNotFoundError, match="parent checkpoint"):
+        get_video_fast_model(clips, ctok, SETTINGS, path,
+                             init_from=tmp_path / "missing.safetensors")

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from fastslow_lib.models import DualEncoder, FastConfig
-from fastslow_lib.models.slow import SlowConfig, SlowModel
-from fastslow_lib.presets import get_preset
-from fastslow_lib.slow_scoring import slow_scores
-from fastslow_lib.widgets import SearchDemo
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.course.widgets import SearchDemo
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.scoring import slow_scores
 
 TINY = get_preset("tiny")
 

@@ -1,6 +1,14 @@
-"""The embedded world: scenes, images, captions, probes and PyTorch datasets.
+"""Data: the embedded world (scenes, images, captions, probes), its clips, real datasets, and
+the PyTorch views the training loops read.
 
-Taught in notebooks/00_data.ipynb.
+Above :mod:`fastslow_lib.config` and :mod:`fastslow_lib.core`, below every model: nothing here
+imports training, presets or results. A world is loaded from its config
+(``load_world(get_preset(name).world)``); the preset look-up happens in the caller.
+
+* the image world (``scene``, ``render``, ``captions``, ``truth``, ``world``, ``cache``,
+  ``datasets``, ``tokenizer``): notebooks/00_data.ipynb;
+* the clip world (``clip_scripts``, ``clips``): notebooks/05_video.ipynb;
+* the real-data loaders (``real``, ``karpathy``, ``vatex``): notebooks/06_demo_and_scale.ipynb.
 """
 
 from fastslow_lib.data.captions import (

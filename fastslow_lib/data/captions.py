@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fastslow_lib.data.scene import COLOURS, SHAPES, Obj, Scene
+from fastslow_lib.config.world import COLOURS, SHAPES
+from fastslow_lib.data.scene import Obj, Scene
 
 COUNT_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 SIZE_WORDS: dict[str, tuple[str, ...]] = {

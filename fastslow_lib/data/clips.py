@@ -1,11 +1,9 @@
 """Video clips of the embedded world: objects that move, appear, disappear or change colour.
 
-A clip is :data:`FRAMES` frames (6) of the image world's objects on a small board. Its
-:class:`ClipScript` says what happens: a start state and two events in order, each one of
-
-* ``move``: an object moves one cell ``left`` / ``right`` / ``up`` / ``down``;
-* ``appear`` / ``disappear``: an object fades in or out;
-* ``turn``: an object changes colour.
+A clip is :data:`FRAMES` frames of the image world's objects on a small board, drawn from a
+:class:`~fastslow_lib.data.clip_scripts.ClipScript` (the start state and two events in order;
+see :mod:`fastslow_lib.data.clip_scripts`). This module draws scripts, captions them, and
+makes the clip world's seeded, cached splits and its order probe.
 
 Five captions per clip tell the two events in order, with varied wording; in two of the five
 templates the words come in the other order than the events ("the blue square appears *after*
@@ -20,7 +18,8 @@ this world, with inverse events in reverse order (``move left`` becomes ``move r
 * ``swapped``: the clip against a clip with the same start and the same two events in the
   other order (its frames differ in the middle).
 
-Everything is seeded and cached like the image world (:func:`load_clip_world`).
+Everything is seeded and cached like the image world (:func:`load_clip_world`, which takes a
+:class:`~fastslow_lib.config.world.ClipConfig`, e.g. ``get_preset("cpu").clips``).
 
 Taught in notebooks/05_video.ipynb.
 """
@@ -28,309 +27,71 @@ Taught in notebooks/05_video.ipynb.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import zipfile
-from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
+from transformers import PreTrainedTokenizerFast
 
+from fastslow_lib.config.world import (
+    CLIP_GENERATOR_VERSION,
+    CLIP_SPLITS,
+    COLOURS,
+    EVENT_KINDS,
+    ClipConfig,
+    check_clip_split,
+)
+from fastslow_lib.data.cache import cache_folder, cached_or_generated, cached_tokenizer
+from fastslow_lib.data.clip_scripts import (
+    DIRECTIONS,
+    FRAMES,
+    OPPOSITE,
+    Actor,
+    ClipScript,
+    Event,
+    apply_event,
+    sample_script,
+)
 from fastslow_lib.data.render import draw_object
-from fastslow_lib.data.scene import COLOURS, SHAPES, Obj
+from fastslow_lib.data.scene import Obj
 
-#: Frames per clip.
-FRAMES = 6
+__all__ = [
+    "CLIP_GENERATOR_VERSION",
+    "CLIP_PROBE_KINDS",
+    "CLIP_SPLITS",
+    "DIRECTIONS",
+    "EVENT_KINDS",
+    "FRAMES",
+    "OPPOSITE",
+    "TIMELINE",
+    "Actor",
+    "ClipConfig",
+    "ClipProbe",
+    "ClipScript",
+    "ClipSplit",
+    "ClipWorld",
+    "Event",
+    "apply_event",
+    "caption_clip",
+    "check_clip_split",
+    "generate_clip_probe",
+    "generate_clip_split",
+    "load_clip_world",
+    "render_clip",
+    "render_clips",
+    "sample_script",
+]
+
 #: Progress of (event 1, event 2) at each frame: the start, event 1 half-way, its end (held for
 #: two frames), event 2 half-way, its end. A palindrome: frame t of a clip played backwards is
 #: frame ``FRAMES - 1 - t`` of the forward clip, with the events inverted.
 TIMELINE: tuple[tuple[float, float], ...] = (
     (0.0, 0.0), (0.5, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0),
 )
-EVENT_KINDS: tuple[str, ...] = ("move", "appear", "disappear", "turn")
-#: (row step, column step) of each direction.
-DIRECTIONS: dict[str, tuple[int, int]] = {
-    "left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0),
-}
-OPPOSITE: dict[str, str] = {"left": "right", "right": "left", "up": "down", "down": "up"}
 CLIP_PROBE_KINDS: tuple[str, ...] = ("reversed", "swapped")
-#: Bump when generation changes, so old caches are not mistaken for new ones.
-CLIP_GENERATOR_VERSION = 2
-CLIP_SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: The seed stream of each split (apart from the image world's streams).
 _STREAM = {"train": 10, "val": 11, "test": 12, "probe": 13}
-
-
-@dataclass(frozen=True)
-class ClipConfig:
-    """Everything that decides the clip world's contents (notebook 05)."""
-
-    image_size: int = 32
-    grid: int = 4
-    #: Four shapes and four colours (the image world uses three of each): with 16 object names
-    #: a caption fits one clip of the 500-clip test gallery in 92% of cases (with 9, 84%).
-    shapes: tuple[str, ...] = ("circle", "square", "triangle", "cross")
-    colours: tuple[str, ...] = ("red", "green", "blue", "yellow")
-    #: Half-width of an object as a fraction of the frame side (3.5 pixels at 32).
-    radius: float = 0.11
-    #: Probabilities of the event kinds, in the order of :data:`EVENT_KINDS`.
-    event_probs: tuple[float, ...] = (0.55, 0.15, 0.15, 0.15)
-    captions_per_clip: int = 5
-    n_train: int = 4000
-    n_val: int = 500
-    n_test: int = 500
-    probe_pairs_per_kind: int = 200
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.shapes if s not in SHAPES]
-        unknown += [c for c in self.colours if c not in COLOURS]
-        if unknown:
-            raise ValueError(f"unknown words {unknown}; shapes: {SHAPES}, colours: "
-                             f"{tuple(COLOURS)}")
-        if len(self.event_probs) != len(EVENT_KINDS) or abs(sum(self.event_probs) - 1) > 1e-9:
-            raise ValueError(f"event_probs must be {len(EVENT_KINDS)} probabilities summing to "
-                             f"1 (for {EVENT_KINDS}), got {self.event_probs}")
-        if self.captions_per_clip not in range(1, 6):
-            raise ValueError(f"captions_per_clip must be 1 to 5 (one per template), got "
-                             f"{self.captions_per_clip}")
-        for name in ("n_train", "n_val", "n_test", "probe_pairs_per_kind"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.grid < 3:
-            raise ValueError(f"grid must be at least 3 (room for two moves), got {self.grid}")
-
-    def n_clips(self, split: str) -> int:
-        """Number of clips in ``split``."""
-        return {"train": self.n_train, "val": self.n_val, "test": self.n_test}[
-            check_clip_split(split)]
-
-    def key(self) -> str:
-        """Short hash naming this config's cache folder."""
-        blob = json.dumps({"v": CLIP_GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def check_clip_split(split: str) -> str:
-    """``split`` itself, or a ValueError naming the clip world's splits."""
-    if split not in CLIP_SPLITS:
-        raise ValueError(f"unknown clip split {split!r}; expected one of {CLIP_SPLITS}")
-    return split
-
-
-# --------------------------------------------------------------------------------------------
-# Scripts: what happens in a clip
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Actor:
-    """One object's state: what it is, which cell it is on, whether it is visible."""
-
-    shape: str
-    colour: str
-    row: int
-    col: int
-    visible: bool
-
-    @property
-    def name(self) -> str:
-        """``"red circle"``."""
-        return f"{self.colour} {self.shape}"
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something one actor does: ``move`` (``direction``), ``appear``, ``disappear``, ``turn``
-    (to ``colour``)."""
-
-    kind: str
-    actor: int
-    direction: str | None = None
-    colour: str | None = None
-
-
-def apply_event(state: tuple[Actor, ...], event: Event, grid: int) -> tuple[Actor, ...]:
-    """The state after ``event``; a ValueError if the event cannot happen in ``state``."""
-    if not 0 <= event.actor < len(state):
-        raise ValueError(f"event actor {event.actor} out of range for {len(state)} actors")
-    a = state[event.actor]
-    others = [o for i, o in enumerate(state) if i != event.actor and o.visible]
-    if event.kind == "move":
-        if not a.visible or event.direction not in DIRECTIONS:
-            raise ValueError(f"cannot move {a}: invisible or direction {event.direction!r}")
-        dr, dc = DIRECTIONS[event.direction]
-        row, col = a.row + dr, a.col + dc
-        if not (0 <= row < grid and 0 <= col < grid):
-            raise ValueError("move leaves the board")
-        if any((o.row, o.col) == (row, col) for o in others):
-            raise ValueError("move onto an occupied cell")
-        new = replace(a, row=row, col=col)
-    elif event.kind == "appear":
-        if a.visible or any((o.row, o.col) == (a.row, a.col) for o in others):
-            raise ValueError("appear needs a hidden actor on a free cell")
-        new = replace(a, visible=True)
-    elif event.kind == "disappear":
-        if not a.visible:
-            raise ValueError("disappear needs a visible actor")
-        new = replace(a, visible=False)
-    elif event.kind == "turn":
-        if not a.visible or event.colour is None or event.colour == a.colour:
-            raise ValueError("turn needs a visible actor and a new colour")
-        new = replace(a, colour=event.colour)
-    else:
-        raise ValueError(f"unknown event kind {event.kind!r}; expected one of {EVENT_KINDS}")
-    return tuple(new if i == event.actor else o for i, o in enumerate(state))
-
-
-@dataclass(frozen=True)
-class ClipScript:
-    """A clip before any pixel is drawn: the start state, two events, the drawing details.
-
-    ``offsets[i]`` is actor i's sub-cell offset (pixels), ``noise_seeds`` one per frame.
-    """
-
-    start: tuple[Actor, ...]
-    events: tuple[Event, Event]
-    grid: int
-    image_size: int
-    radius: float
-    background: int
-    offsets: tuple[tuple[float, float], ...]
-    tints: tuple[tuple[int, int, int], ...]
-    noise_seeds: tuple[int, ...]
-
-    @cached_property
-    def states(self) -> tuple[tuple[Actor, ...], tuple[Actor, ...], tuple[Actor, ...]]:
-        """The state before event 1, after event 1, after event 2 (errors if invalid)."""
-        s1 = apply_event(self.start, self.events[0], self.grid)
-        s2 = apply_event(s1, self.events[1], self.grid)
-        return self.start, s1, s2
-
-    def check(self) -> None:
-        """A ValueError unless the events can happen and every actor keeps a unique name."""
-        states = self.states
-        owner: dict[str, int] = {}
-        for state in states:
-            for i, a in enumerate(state):
-                if owner.setdefault(a.name, i) != i:
-                    raise ValueError(f"two actors are called {a.name!r}")
-        if not any(a.visible for a in states[0]) and not any(a.visible for a in states[2]):
-            raise ValueError("a clip must show something")
-
-    def event_names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """What the events mean, with each actor named as it looks when the event starts.
-
-        Two clips with equal ``event_names`` make the same captions true: the caption key.
-        """
-        out = []
-        for state, ev in zip(self.states[:2], self.events, strict=True):
-            a = state[ev.actor]
-            detail = ev.direction if ev.kind == "move" else ev.colour if ev.kind == "turn" else ""
-            out.append((ev.kind, a.name, detail or ""))
-        same = self.events[0].actor == self.events[1].actor
-        return tuple(out[0]), (*out[1], "same" if same else "other")
-
-    def key(self) -> str:
-        """The meaning of this clip's captions as one string (see :meth:`event_names`)."""
-        return json.dumps(self.event_names())
-
-    def reversed(self) -> ClipScript:
-        """The same clip played backwards: the end state, inverse events in reverse order."""
-        s0, s1, s2 = self.states
-        inverse = []
-        for ev, before in ((self.events[1], s1), (self.events[0], s0)):
-            if ev.kind == "move":
-                inverse.append(Event("move", ev.actor, direction=OPPOSITE[ev.direction]))
-            elif ev.kind == "appear":
-                inverse.append(Event("disappear", ev.actor))
-            elif ev.kind == "disappear":
-                inverse.append(Event("appear", ev.actor))
-            else:
-                inverse.append(Event("turn", ev.actor, colour=before[ev.actor].colour))
-        return replace(self, start=s2, events=(inverse[0], inverse[1]),
-                       noise_seeds=tuple(reversed(self.noise_seeds)))
-
-    def swapped(self) -> ClipScript:
-        """The same start and the same two events in the other order (may be invalid)."""
-        return replace(self, events=(self.events[1], self.events[0]))
-
-    def to_dict(self) -> dict:
-        """JSON-ready description (the cache stores it)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    @staticmethod
-    def from_dict(d: dict) -> ClipScript:
-        """Inverse of :meth:`to_dict`."""
-        return ClipScript(
-            start=tuple(Actor(**a) for a in d["start"]),
-            events=tuple(Event(**e) for e in d["events"]),  # type: ignore[arg-type]
-            grid=int(d["grid"]), image_size=int(d["image_size"]), radius=float(d["radius"]),
-            background=int(d["background"]),
-            offsets=tuple((float(x), float(y)) for x, y in d["offsets"]),
-            tints=tuple((int(r), int(g), int(b)) for r, g, b in d["tints"]),
-            noise_seeds=tuple(int(s) for s in d["noise_seeds"]),
-        )
-
-
-def _event_options(state: tuple[Actor, ...], kind: str, cfg: ClipConfig) -> list[Event]:
-    out = []
-    for i, a in enumerate(state):
-        if kind == "move" and a.visible:
-            out += [Event("move", i, direction=d) for d in DIRECTIONS]
-        elif kind == "appear" and not a.visible:
-            out.append(Event("appear", i))
-        elif kind == "disappear" and a.visible:
-            out.append(Event("disappear", i))
-        elif kind == "turn" and a.visible:
-            out += [Event("turn", i, colour=c) for c in cfg.colours if c != a.colour]
-    return out
-
-
-def sample_script(rng: np.random.Generator, cfg: ClipConfig) -> ClipScript:
-    """Draw a valid random clip: 1 or 2 visible objects, one hidden one, two events."""
-    names = [(s, c) for s in cfg.shapes for c in cfg.colours]
-    cell = cfg.image_size / cfg.grid
-    while True:
-        n_visible = int(rng.choice([1, 2], p=[0.4, 0.6]))
-        n = n_visible + 1
-        picked = rng.choice(len(names), size=n, replace=False)
-        cells = rng.choice(cfg.grid * cfg.grid, size=n, replace=False)
-        start = tuple(
-            Actor(names[p][0], names[p][1], int(c) // cfg.grid, int(c) % cfg.grid, i < n_visible)
-            for i, (p, c) in enumerate(zip(picked, cells, strict=True))
-        )
-        state, events = start, []
-        for _ in range(2):
-            kind = EVENT_KINDS[int(rng.choice(len(EVENT_KINDS), p=list(cfg.event_probs)))]
-            options = _event_options(state, kind, cfg)
-            valid = []
-            for ev in options:
-                try:
-                    apply_event(state, ev, cfg.grid)
-                    valid.append(ev)
-                except ValueError:
-                    pass
-            if not valid:
-                break
-            ev = valid[int(rng.integers(len(valid)))]
-            events.append(ev)
-            state = apply_event(state, ev, cfg.grid)
-        if len(events) < 2:
-            continue
-        slack = max(cell / 2 - cfg.radius * cfg.image_size - 0.5, 0.0)
-        script = ClipScript(
-            start=start, events=(events[0], events[1]), grid=cfg.grid, image_size=cfg.image_size,
-            radius=cfg.radius, background=int(rng.integers(25, 60)),
-            offsets=tuple((float(x), float(y)) for x, y in rng.uniform(-slack, slack, (n, 2))),
-            tints=tuple((int(r), int(g), int(b)) for r, g, b in rng.integers(-15, 16, (n, 3))),
-            noise_seeds=tuple(int(s) for s in rng.integers(2**31 - 1, size=FRAMES)),
-        )
-        try:
-            script.check()
-        except ValueError:
-            continue
-        return script
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,7 +230,7 @@ class ClipProbe:
     """Pairs of clips with the same content and the other event order, a caption for each.
 
     ``caption_a`` is true of clip a and false of clip b, ``caption_b`` the other way round; the
-    fields :func:`fastslow_lib.evaluate.probe_accuracy` reads, as for the image probe.
+    fields :func:`fastslow_lib.fast.evaluate.probe_accuracy` reads, as for the image probe.
     """
 
     kinds: list[str]
@@ -524,8 +285,8 @@ def generate_clip_probe(cfg: ClipConfig) -> ClipProbe:
             made += 1
     images_a = render_clips(sa)
     images_b = render_clips(sb)
-    # A reversed clip is exactly the forward frames backwards (rendering it from its own script
-    # agrees up to float rounding, a few pixel levels at most): the same frames, bit for bit.
+    # A reversed clip is exactly the forward frames backwards, bit for bit (rendering it from its
+    # own script agrees only up to float rounding), so the pair holds the very same frames.
     rev = np.array([k == "reversed" for k in kinds])
     images_b[rev] = images_a[rev][:, ::-1]
     return ClipProbe(kinds, images_a, images_b, sa, sb, ca, cb)
@@ -552,77 +313,58 @@ class ClipWorld:
     def test(self) -> ClipSplit:
         return self.splits["test"]
 
-    def tokenizer(self):  # -> transformers.PreTrainedTokenizerFast
+    def tokenizer(self) -> PreTrainedTokenizerFast:
         """The word-level tokenizer of the training captions, cached beside the splits."""
-        from fastslow_lib.data.world import cached_tokenizer
-
         return cached_tokenizer(self.folder, self.train.captions)
 
 
-def _save(folder: Path, name: str, arrays: dict, meta: dict) -> None:
-    tmp = folder / f"{name}.tmp.npz"
-    np.savez(tmp, **arrays)
-    (folder / f"{name}.json").write_text(json.dumps(meta))
-    os.replace(tmp, folder / f"{name}.npz")
+def _pack_split(split: ClipSplit) -> tuple[dict, dict]:
+    return ({"images": split.images, "caption_image": split.caption_image},
+            {"scripts": [x.to_dict() for x in split.scripts], "captions": split.captions})
 
 
-def _load(folder: Path, name: str) -> tuple[dict, dict]:
-    try:
-        with np.load(folder / f"{name}.npz") as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads((folder / f"{name}.json").read_text())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise OSError(f"clip cache {name!r} in {folder} is unreadable ({e}); delete the folder "
-                      f"to regenerate it") from e
-    return arrays, meta
+def _unpack_split(name: str, arrays: dict, meta: dict) -> ClipSplit:
+    return ClipSplit(name, arrays["images"], [ClipScript.from_dict(d) for d in meta["scripts"]],
+                     meta["captions"], arrays["caption_image"])
+
+
+def _pack_probe(probe: ClipProbe) -> tuple[dict, dict]:
+    return ({"images_a": probe.images_a, "images_b": probe.images_b},
+            {"kinds": probe.kinds, "caption_a": probe.caption_a, "caption_b": probe.caption_b,
+             "scripts_a": [x.to_dict() for x in probe.scripts_a],
+             "scripts_b": [x.to_dict() for x in probe.scripts_b]})
+
+
+def _unpack_probe(arrays: dict, meta: dict) -> ClipProbe:
+    return ClipProbe(meta["kinds"], arrays["images_a"], arrays["images_b"],
+                     [ClipScript.from_dict(d) for d in meta["scripts_a"]],
+                     [ClipScript.from_dict(d) for d in meta["scripts_b"]],
+                     meta["caption_a"], meta["caption_b"])
 
 
 def load_clip_world(
-    config: ClipConfig | str = "cpu", cache_dir: str | Path | None = None, *,
-    use_cache: bool = True,
+    config: ClipConfig, cache_dir: str | Path | None = None, *, use_cache: bool = True,
 ) -> ClipWorld:
-    """Every split of the clip world and its probe: read from the cache, else generated.
+    """Every split of the clip world ``config`` and its probe: read from the cache, else generated.
 
-    ``config`` is a :class:`ClipConfig` or a preset name (its ``clips`` setting). The cache is
-    ``data/cache/clips-<key>/`` (or under ``$FASTSLOW_DATA``).
+    ``config`` is a :class:`ClipConfig`, e.g. a preset's: ``load_clip_world(get_preset("cpu")
+    .clips)``. The cache is ``<cache_dir>/clips-<key>/`` (``cache_dir`` defaults to
+    :func:`~fastslow_lib.data.cache.default_cache_dir`); ``use_cache=False`` generates without
+    reading or writing it.
     """
     if isinstance(config, str):
-        from fastslow_lib.presets import get_preset
-
-        config = get_preset(config).clips
-    folder = None
-    if use_cache:
-        from fastslow_lib.data.world import default_cache_dir
-
-        folder = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) \
-            / f"clips-{config.key()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    splits = {}
-    for name in CLIP_SPLITS:
-        if folder is not None and (folder / f"{name}.npz").exists():
-            arrays, meta = _load(folder, name)
-            splits[name] = ClipSplit(name, arrays["images"],
-                                     [ClipScript.from_dict(d) for d in meta["scripts"]],
-                                     meta["captions"], arrays["caption_image"])
-        else:
-            splits[name] = generate_clip_split(config, name)
-            if folder is not None:
-                s = splits[name]
-                _save(folder, name, {"images": s.images, "caption_image": s.caption_image},
-                      {"scripts": [x.to_dict() for x in s.scripts], "captions": s.captions})
-    if folder is not None and (folder / "probe.npz").exists():
-        arrays, meta = _load(folder, "probe")
-        probe = ClipProbe(meta["kinds"], arrays["images_a"], arrays["images_b"],
-                          [ClipScript.from_dict(d) for d in meta["scripts_a"]],
-                          [ClipScript.from_dict(d) for d in meta["scripts_b"]],
-                          meta["caption_a"], meta["caption_b"])
-    else:
-        probe = generate_clip_probe(config)
-        if folder is not None:
-            _save(folder, "probe", {"images_a": probe.images_a, "images_b": probe.images_b},
-                  {"kinds": probe.kinds, "caption_a": probe.caption_a,
-                   "caption_b": probe.caption_b,
-                   "scripts_a": [x.to_dict() for x in probe.scripts_a],
-                   "scripts_b": [x.to_dict() for x in probe.scripts_b]})
+        raise TypeError(f"load_clip_world takes a ClipConfig, not the preset name {config!r}; "
+                        f"pass get_preset({config!r}).clips (fastslow_lib.config.presets)")
+    if not isinstance(config, ClipConfig):
+        raise TypeError(f"load_clip_world takes a ClipConfig as config, got "
+                        f"{type(config).__name__}")
+    folder = cache_folder(cache_dir, "clips", config) if use_cache else None
+    splits = {
+        name: cached_or_generated(folder, name, f"clip split {name!r}",
+                                  partial(generate_clip_split, config, name), _pack_split,
+                                  partial(_unpack_split, name))
+        for name in CLIP_SPLITS
+    }
+    probe = cached_or_generated(folder, "probe", "clip probe",
+                                partial(generate_clip_probe, config), _pack_probe, _unpack_probe)
     return ClipWorld(config, splits, probe, folder)

@@ -57,6 +57,10 @@ class TrainPairs(Dataset):
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, int(epoch)]))
         self._choice = rng.integers(self._captions.shape[1], size=len(self.split))
 
+    def epoch_captions(self) -> np.ndarray:
+        """``(n_images,)``: the caption index each image shows this epoch."""
+        return self._captions[np.arange(len(self.split)), self._choice]
+
     def __len__(self) -> int:
         return len(self.split)
 
@@ -73,7 +77,8 @@ class TrainPairs(Dataset):
 def make_collate(encode_fn: Callable[[list[str]], dict[str, torch.Tensor]]) -> Callable:
     """A ``collate_fn`` that stacks images and tokenizes the batch's captions with ``encode_fn``.
 
-    ``encode_fn`` is e.g. ``functools.partial(fastslow_lib.tokenizer.encode, tok, max_len=48)``.
+    ``encode_fn`` is e.g. ``functools.partial(encode, tok, max_len=48)`` with
+    :func:`fastslow_lib.data.tokenizer.encode`.
     """
 
     def collate(items: list[dict]) -> dict:

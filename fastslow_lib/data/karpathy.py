@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_lib.core.progress import progress
 from fastslow_lib.data.real import (
     CaptionedSplit,
     DatasetMissingError,
@@ -32,7 +33,6 @@ from fastslow_lib.data.real import (
     load_image,
     read_json,
 )
-from fastslow_lib.progress import progress
 
 __all__ = ["KARPATHY_SPLITS", "load_karpathy"]
 

@@ -13,13 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 45, 45),
-    "green": (45, 175, 65),
-    "blue": (55, 95, 235),
-    "yellow": (230, 205, 40),
-}
+# The vocabulary lives with the configs that check against it; re-exported here.
+from fastslow_lib.config.world import COLOURS, SHAPES
+
 #: Size words. Ordinary scenes (coarse grid) hold ``small`` and ``large`` objects;
 #: small-object scenes (fine grid) hold ``tiny`` and ``small`` ones.
 SIZES: tuple[str, ...] = ("small", "large", "tiny")

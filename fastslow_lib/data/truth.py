@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fastslow_lib.config.world import COLOURS, SHAPES
 from fastslow_lib.data.captions import CaptionForm, is_true
-from fastslow_lib.data.scene import COLOURS, SHAPES, SIZES, Scene
+from fastslow_lib.data.scene import SIZES, Scene
 
 _COLOUR_ID = {c: i for i, c in enumerate(COLOURS)}
 _SHAPE_ID = {s: i for i, s in enumerate(SHAPES)}

@@ -1,18 +1,23 @@
 """The embedded world: seeded, cached splits of images with five captions each, and the probe.
 
-``load_world(preset)`` returns every split of the world a preset describes. The first call
-generates them (seconds) and caches them under ``data/cache/``; later calls read the cache.
-Everything is a function of the :class:`WorldConfig` and its seed: the same config gives the
-same images and captions, bit for bit (``Split.fingerprint`` proves it).
+``load_world(config)`` returns every split of the world a :class:`WorldConfig` describes (a
+preset's ``world``: ``load_world(get_preset("cpu").world)``). The first call generates them and
+caches them under ``data/cache/`` (:mod:`fastslow_lib.data.cache`); later calls read the cache.
+Everything is a function of the config and its seed: the same config gives the same images and
+captions, bit for bit (``Split.fingerprint`` proves it).
 
 Splits, as in the Karpathy splits of Flickr30K and COCO:
 
-* ``train``, ``val``, ``test``: ordinary scenes, with a share of small-object scenes mixed in;
-  the test split of the ``cpu`` preset has 1,000 images and 5,000 captions;
+* ``train``, ``val``, ``test``: ordinary scenes, with a share of small-object scenes mixed in
+  (``fine_fraction``); the ``cpu`` preset's test split has 1,000 images and 5,000 captions,
+  the size of the Flickr30K test protocol;
 * ``small``: small-object scenes only (tiny objects on a fine grid), where a coarse feature
   map loses detail: the split that tests gradual upsampling;
 * ``probe``: the compositional probe, pairs of scenes with the same objects and one binding
   swapped (colour, place or size), each with a caption true of one and false of the other.
+
+The config itself, the vocabulary it checks against and the split names live in
+:mod:`fastslow_lib.config.world` (re-exported here).
 
 Taught in notebooks/00_data.ipynb.
 """
@@ -20,85 +25,45 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import zipfile
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from dataclasses import dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
+from transformers import PreTrainedTokenizerFast
 
+from fastslow_lib.config.world import GENERATOR_VERSION, SPLITS, WorldConfig, check_split
+from fastslow_lib.data.cache import (
+    cache_folder,
+    cached_or_generated,
+    cached_tokenizer,
+    default_cache_dir,
+)
 from fastslow_lib.data.captions import CaptionForm, caption_scene_n, is_true
 from fastslow_lib.data.render import render_many
-from fastslow_lib.data.scene import COLOURS, SHAPES, Scene, sample_scene, swap_attribute
+from fastslow_lib.data.scene import Scene, sample_scene, swap_attribute
 from fastslow_lib.data.truth import truth_matrix
 
-#: Bump when generation changes, so old caches are not mistaken for new ones.
-GENERATOR_VERSION = 2
-SPLITS: tuple[str, ...] = ("train", "val", "test", "small")
+__all__ = [
+    "GENERATOR_VERSION",
+    "PROBE_KINDS",
+    "SPLITS",
+    "ProbeSet",
+    "Split",
+    "World",
+    "WorldConfig",
+    "cached_tokenizer",
+    "check_split",
+    "default_cache_dir",
+    "generate_distractors",
+    "generate_probe",
+    "generate_split",
+    "load_world",
+]
+
 PROBE_KINDS: tuple[str, ...] = ("colour", "position", "size")
+#: The seed stream of each split: a split's contents do not depend on the other splits' sizes.
 _SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4, "distractors": 5}
-
-
-@dataclass(frozen=True)
-class WorldConfig:
-    """Everything that decides the embedded world's contents."""
-
-    image_size: int = 64
-    shapes: tuple[str, ...] = ("circle", "square", "triangle")
-    colours: tuple[str, ...] = ("red", "green", "blue")
-    #: Probability of 2, 3 and 4 objects in a scene.
-    n_objects_probs: tuple[float, float, float] = (0.1, 0.3, 0.6)
-    grid: int = 4
-    fine_grid: int = 8
-    #: Share of small-object scenes in train / val / test.
-    fine_fraction: float = 0.3
-    captions_per_image: int = 5
-    n_train: int = 10_000
-    n_val: int = 1_000
-    n_test: int = 1_000
-    n_small: int = 1_000
-    probe_pairs_per_kind: int = 200
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"seed must be an int, got {type(self.seed).__name__} {self.seed!r}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
-        unknown = [s for s in self.shapes if s not in SHAPES]
-        unknown += [c for c in self.colours if c not in COLOURS]
-        if unknown:
-            raise ValueError(
-                f"unknown words {unknown}; shapes: {SHAPES}, colours: {tuple(COLOURS)}"
-            )
-        if abs(sum(self.n_objects_probs) - 1.0) > 1e-9 or len(self.n_objects_probs) != 3:
-            raise ValueError(f"n_objects_probs must be 3 probabilities summing to 1, got "
-                             f"{self.n_objects_probs}")
-        sizes = {"n_train": self.n_train, "n_val": self.n_val, "n_test": self.n_test,
-                 "n_small": self.n_small, "probe_pairs_per_kind": self.probe_pairs_per_kind}
-        for name, value in sizes.items():
-            if value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-
-    def n_images(self, split: str) -> int:
-        """Number of images in ``split``."""
-        check_split(split)
-        return {"train": self.n_train, "val": self.n_val, "test": self.n_test,
-                "small": self.n_small}[split]
-
-    def key(self) -> str:
-        """Short hash naming this config's cache folder."""
-        blob = json.dumps({"v": GENERATOR_VERSION, **asdict(self)}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def check_split(split: str) -> str:
-    """``split`` itself, or a ValueError naming the known splits."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    return split
 
 
 def _rng(cfg: WorldConfig, stream: str) -> np.random.Generator:
@@ -257,52 +222,29 @@ def generate_probe(cfg: WorldConfig) -> ProbeSet:
 
 
 # --------------------------------------------------------------------------------------------
-# Cache
+# The world, cached
 # --------------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """``$FASTSLOW_DATA`` if set, else ``data/cache`` in the repository (or the cwd)."""
-    env = os.environ.get("FASTSLOW_DATA")
-    if env:
-        return Path(env)
-    from fastslow_lib.results import repo_root
-
-    try:
-        return repo_root() / "data" / "cache"
-    except FileNotFoundError:
-        return Path.cwd().resolve() / "data" / "cache"
-
-
-def _save_split(split: Split, folder: Path) -> None:
-    tmp = folder / f"{split.name}.tmp.npz"
-    np.savez(tmp, images=split.images, caption_image=split.caption_image)
+def _pack_split(split: Split) -> tuple[dict, dict]:
+    arrays = {"images": split.images, "caption_image": split.caption_image}
     meta = {
         "scenes": [s.to_dict() for s in split.scenes],
         "captions": split.captions,
         "forms": [f.to_dict() for f in split.forms],
     }
-    (folder / f"{split.name}.json").write_text(json.dumps(meta))
-    os.replace(tmp, folder / f"{split.name}.npz")
+    return arrays, meta
 
 
-def _load_split(name: str, folder: Path) -> Split:
-    try:
-        with np.load(folder / f"{name}.npz") as z:
-            images, caption_image = z["images"], z["caption_image"]
-        meta = json.loads((folder / f"{name}.json").read_text())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise OSError(f"world cache for split {name!r} in {folder} is unreadable ({e}); "
-                      f"delete the folder to regenerate it") from e
+def _unpack_split(name: str, arrays: dict, meta: dict) -> Split:
     return Split(
-        name, images, [Scene.from_dict(d) for d in meta["scenes"]], meta["captions"],
-        [CaptionForm.from_dict(d) for d in meta["forms"]], caption_image,
+        name, arrays["images"], [Scene.from_dict(d) for d in meta["scenes"]], meta["captions"],
+        [CaptionForm.from_dict(d) for d in meta["forms"]], arrays["caption_image"],
     )
 
 
-def _save_probe(probe: ProbeSet, folder: Path) -> None:
-    tmp = folder / "probe.tmp.npz"
-    np.savez(tmp, images_a=probe.images_a, images_b=probe.images_b)
+def _pack_probe(probe: ProbeSet) -> tuple[dict, dict]:
+    arrays = {"images_a": probe.images_a, "images_b": probe.images_b}
     meta = {
         "kinds": probe.kinds,
         "scenes_a": [s.to_dict() for s in probe.scenes_a],
@@ -311,21 +253,14 @@ def _save_probe(probe: ProbeSet, folder: Path) -> None:
         "forms_a": [f.to_dict() for f in probe.forms_a],
         "forms_b": [f.to_dict() for f in probe.forms_b],
     }
-    (folder / "probe.json").write_text(json.dumps(meta))
-    os.replace(tmp, folder / "probe.npz")
+    return arrays, meta
 
 
-def _load_probe(folder: Path) -> ProbeSet:
-    try:
-        with np.load(folder / "probe.npz") as z:
-            a, b = z["images_a"], z["images_b"]
-        m = json.loads((folder / "probe.json").read_text())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise OSError(f"world cache for the probe in {folder} is unreadable ({e}); "
-                      f"delete the folder to regenerate it") from e
+def _unpack_probe(arrays: dict, m: dict) -> ProbeSet:
     return ProbeSet(
-        m["kinds"], a, b, [Scene.from_dict(d) for d in m["scenes_a"]],
-        [Scene.from_dict(d) for d in m["scenes_b"]], m["caption_a"], m["caption_b"],
+        m["kinds"], arrays["images_a"], arrays["images_b"],
+        [Scene.from_dict(d) for d in m["scenes_a"]], [Scene.from_dict(d) for d in m["scenes_b"]],
+        m["caption_a"], m["caption_b"],
         [CaptionForm.from_dict(d) for d in m["forms_a"]],
         [CaptionForm.from_dict(d) for d in m["forms_b"]],
     )
@@ -359,60 +294,36 @@ class World:
     def small(self) -> Split:
         return self.splits["small"]
 
-    def tokenizer(self):  # -> transformers.PreTrainedTokenizerFast
+    def tokenizer(self) -> PreTrainedTokenizerFast:
         """The word-level tokenizer of the training captions, cached beside the splits."""
         return cached_tokenizer(self.folder, self.train.captions)
 
 
-def cached_tokenizer(folder: Path | None, captions: list[str]):
-    """The tokenizer of ``captions``, read from ``folder/tokenizer`` or built and saved there.
-
-    Shared by the image world and the clip world (notebook 05); ``folder=None`` builds it
-    without caching.
-    """
-    from fastslow_lib.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
-
-    where = folder / "tokenizer" if folder is not None else None
-    if where is not None and (where / "tokenizer.json").exists():
-        return load_tokenizer(where)
-    tok = build_tokenizer(captions)
-    if where is not None:
-        save_tokenizer(tok, where)
-    return tok
-
-
 def load_world(
-    config: WorldConfig | str = "cpu",
+    config: WorldConfig,
     cache_dir: str | Path | None = None,
     *,
     use_cache: bool = True,
 ) -> World:
-    """Every split of a world: read from the cache if there, else generated and cached.
+    """Every split of the world ``config`` and its probe: read from the cache, else generated.
 
-    ``config`` is a :class:`WorldConfig` or a preset name (``"tiny"``, ``"cpu"``, ``"gpu"``).
+    ``config`` is a :class:`WorldConfig`, e.g. a preset's: ``load_world(get_preset("cpu").world)``.
+    The cache is ``<cache_dir>/world-<key>/`` (``cache_dir`` defaults to
+    :func:`default_cache_dir`); ``use_cache=False`` generates without reading or writing it.
     """
     if isinstance(config, str):
-        from fastslow_lib.presets import get_preset
-
-        config = get_preset(config).world
-    folder = None
-    if use_cache:
-        folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        folder = folder / f"world-{config.key()}"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(asdict(config), indent=1))
-    splits = {}
-    for name in SPLITS:
-        if folder is not None and (folder / f"{name}.npz").exists():
-            splits[name] = _load_split(name, folder)
-        else:
-            splits[name] = generate_split(config, name)
-            if folder is not None:
-                _save_split(splits[name], folder)
-    if folder is not None and (folder / "probe.npz").exists():
-        probe = _load_probe(folder)
-    else:
-        probe = generate_probe(config)
-        if folder is not None:
-            _save_probe(probe, folder)
+        raise TypeError(f"load_world takes a WorldConfig, not the preset name {config!r}; pass "
+                        f"get_preset({config!r}).world (fastslow_lib.config.presets)")
+    if not isinstance(config, WorldConfig):
+        raise TypeError(f"load_world takes a WorldConfig as config, got "
+                        f"{type(config).__name__}")
+    folder = cache_folder(cache_dir, "world", config) if use_cache else None
+    splits = {
+        name: cached_or_generated(folder, name, f"world split {name!r}",
+                                  partial(generate_split, config, name), _pack_split,
+                                  partial(_unpack_split, name))
+        for name in SPLITS
+    }
+    probe = cached_or_generated(folder, "probe", "world probe", partial(generate_probe, config),
+                                _pack_probe, _unpack_probe)
     return World(config, splits, probe, folder)

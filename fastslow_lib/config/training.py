@@ -1,0 +1,151 @@
+"""Training budgets and settings of every model the course trains, as frozen dataclasses.
+
+They sit at the bottom of the library (they import nothing from it), so a preset can name a
+budget without importing a training loop, and a checkpoint's metadata can hold one as a dict.
+
+* :class:`FastTrainConfig`: the Fast dual encoder (notebooks/01_fast.ipynb);
+* :class:`SlowTrainConfig`: the Slow captioner and its ITM twin (notebooks/02_slow.ipynb);
+* :class:`DistillConfig`: how the Fast student is distilled (notebooks/03_distill.ipynb);
+* :class:`VideoSettings`: the video models' sizes and budgets (notebooks/05_video.ipynb).
+
+Every config validates itself when it is made (the edge), so a training loop never has to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["DistillConfig", "FastTrainConfig", "SlowTrainConfig", "TrainConfig",
+           "VideoSettings", "check_positive_ints"]
+
+
+def check_positive_ints(obj: object, *names: str) -> None:
+    """A ValueError naming the first of ``names`` that is not a positive int on ``obj``."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the one training loop (:func:`fastslow_lib.core.loop.fit`) needs of any budget.
+
+    AdamW with weight decay on matrices only, a linear warm-up over ``warmup_frac`` of the
+    steps, then cosine decay to 0; ``seed`` fixes the initial weights and the batch order.
+    """
+
+    epochs: int = 6
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_frac: float = 0.05
+    seed: int = 0
+    max_len: int = 48
+
+    def __post_init__(self) -> None:
+        check_positive_ints(self, "epochs", "batch_size", "max_len")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (saved beside checkpoints)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FastTrainConfig(TrainConfig):
+    """The training budget and optimiser settings of the Fast model (stated in notebook 01)."""
+
+    #: Validation queries scored against the whole validation gallery after each epoch.
+    val_queries: int = 1000
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_ints(self, "val_queries")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be at least 2 (InfoNCE needs negatives)")
+
+
+@dataclass(frozen=True)
+class SlowTrainConfig(TrainConfig):
+    """The training budget and optimiser settings of the Slow captioner (stated in notebook 02).
+
+    The default budget is Fast's in epochs and pairs, so notebook 02 compares the two at an
+    equal number of training pairs. The batch is half of Fast's, so Slow takes twice the steps
+    for the same pairs: a captioning loss compares nothing across a batch, so a smaller batch
+    only means more, noisier updates (notebook 02's tuning table gives the measurements).
+    """
+
+    batch_size: int = 64
+    lr: float = 2e-3
+    #: Groups of similar length each decoder runs on per batch (see
+    #: :mod:`fastslow_lib.slow.training`).
+    length_chunks: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive_ints(self, "length_chunks")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How the student is distilled (stated in notebook 03); its InfoNCE budget is Fast's."""
+
+    #: ``"lookalike"`` (groups of images plain Fast finds similar) or ``"random"``.
+    groups: str = "lookalike"
+    group_size: int = 4
+    #: Share of each batch made of whole groups (the rest random images).
+    group_share: float = 0.5
+    #: First epoch whose batches hold groups (earlier epochs: plain random batches, no term):
+    #: the easy differences first (notebook 03's sweep compares starting at epoch 0).
+    start_epoch: int = 3
+    weight: float = 1.0
+    tau: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.groups not in ("lookalike", "random"):
+            raise ValueError(f"groups must be 'lookalike' or 'random', got {self.groups!r}")
+        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) \
+                or self.group_size < 2:
+            raise ValueError(f"group_size must be an int >= 2, got {self.group_size!r}")
+        if not 0.0 < self.group_share <= 1.0:
+            raise ValueError(f"group_share must be in (0, 1], got {self.group_share}")
+        if not self.weight >= 0 or not self.tau > 0:
+            raise ValueError(f"weight must be >= 0 and tau > 0, got {self.weight}, {self.tau}")
+        if isinstance(self.start_epoch, bool) or not isinstance(self.start_epoch, int) \
+                or self.start_epoch < 0:
+            raise ValueError(f"start_epoch must be an int >= 0, got {self.start_epoch!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (saved beside checkpoints)."""
+        return asdict(self)
+
+
+def _video_fast_model() -> dict[str, Any]:
+    return {"image_size": 32}
+
+
+def _video_slow_model() -> dict[str, Any]:
+    return {"image_size": 32}
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Model sizes and training budgets of the video models (a preset's ``video``)."""
+
+    #: Fast and Slow get the same budget: 5 epochs of the training clips in batches of 64
+    #: (a batch of 128 halves the steps, which this small training set cannot spare).
+    fast_train: FastTrainConfig = field(
+        default_factory=lambda: FastTrainConfig(epochs=5, batch_size=64, val_queries=500))
+    #: Overrides of :class:`~fastslow_lib.fast.model.FastConfig` (32-pixel frames).
+    fast_model: dict[str, Any] = field(default_factory=_video_fast_model)
+    slow_train: SlowTrainConfig = field(
+        default_factory=lambda: SlowTrainConfig(epochs=5, batch_size=64))
+    #: Overrides of :class:`~fastslow_lib.slow.model.SlowConfig`.
+    slow_model: dict[str, Any] = field(default_factory=_video_slow_model)
+    #: Test queries Slow scores against the whole test gallery of clips.
+    slow_queries: int = 200

@@ -1,0 +1,174 @@
+"""An interactive search demo: Fast's top results beside Slow's re-ranked list.
+
+:class:`SearchDemo` holds a gallery, Fast's index of it and Slow's cached gallery
+(:class:`~fastslow_lib.rerank.SlowGallery`). :meth:`SearchDemo.search` is the whole query path
+(encode, search, re-rank, time each stage) as a plain function returning a
+:class:`SearchResult`; :meth:`SearchDemo.widget` wraps it in an ipywidgets search box with a K
+slider, the two ranked lists as thumbnails, the time each stage took, and per-word grounding
+heatmaps for a chosen result. A test drives the widget's callback without a browser
+(``demo.controls``).
+
+Taught in notebooks/06_demo_and_scale.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fastslow_lib.core.timing import StageTimer
+from fastslow_lib.data.tokenizer import unknown_words
+from fastslow_lib.fast.evaluate import embed_images
+from fastslow_lib.fast.index import VectorIndex
+from fastslow_lib.rerank import SlowGallery, rerank
+
+__all__ = ["SearchDemo", "SearchResult"]
+
+
+@dataclass
+class SearchResult:
+    """One query's results: Fast's top K, the same K re-ranked by Slow, the time per stage."""
+
+    query: str
+    k: int
+    fast_ids: np.ndarray  # (k,) gallery ids, Fast's order
+    fast_scores: np.ndarray  # (k,) cosines
+    ids: np.ndarray  # (k,) the same ids in Slow's order
+    slow_scores: np.ndarray  # (k,) Slow's log-likelihoods, in Slow's order
+    stages_ms: dict[str, float]
+
+    def summary(self) -> str:
+        """One line: the top result of each list and the time per stage."""
+        times = ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.stages_ms.items())
+        return (f"{self.query!r}: Fast's top-1 #{int(self.fast_ids[0])}, Slow's top-1 "
+                f"#{int(self.ids[0])} (K = {self.k}); {times}")
+
+
+class SearchDemo:
+    """Search a gallery with Fast, re-rank Fast's top K with Slow; optionally as a widget."""
+
+    def __init__(
+        self, *, fast_model: torch.nn.Module, slow_model: torch.nn.Module, tokenizer,
+        images: np.ndarray, max_len: int = 48, device: torch.device | str = "cpu",
+        index: VectorIndex | None = None, gallery: SlowGallery | None = None,
+    ) -> None:
+        self.fast, self.slow, self.tok = fast_model, slow_model, tokenizer
+        self.images = np.asarray(images)
+        self.max_len, self.device = max_len, device
+        if index is None:
+            index = VectorIndex(fast_model.embed_dim, "flat", device=device)
+            index.add(embed_images(fast_model, self.images, device=device).numpy())
+        if gallery is None:
+            gallery = SlowGallery(slow_model, self.images, device=device)
+        if len(index) != len(self.images) or len(gallery) != len(self.images):
+            raise ValueError(f"index ({len(index)}) and Slow gallery ({len(gallery)}) must hold "
+                             f"the {len(self.images)} gallery images")
+        self.index, self.gallery = index, gallery
+        self.last: SearchResult | None = None
+        self.controls: dict = {}
+
+    def check_query(self, query: object) -> str:
+        """The stripped query, or a ValueError naming what is wrong with it."""
+        if not isinstance(query, str):
+            raise TypeError(f"the query must be a str, got {type(query).__name__}")
+        query = query.strip()
+        if not query:
+            raise ValueError("empty query: type a caption, e.g. 'a red circle left of a blue "
+                             "square'")
+        unknown = unknown_words(self.tok, query)
+        if unknown:
+            known = ", ".join(w for w in ("red", "green", "blue", "circle", "square", "triangle",
+                                          "left", "above") if w in self.tok.get_vocab())
+            raise ValueError(f"words the vocabulary does not know: {', '.join(unknown)} "
+                             f"(it knows e.g. {known})")
+        return query
+
+    def search(self, query: str, k: int = 10) -> SearchResult:
+        """Fast's top ``k`` for ``query`` and Slow's re-ranking of them, each stage timed."""
+        query = self.check_query(query)
+        timer = StageTimer(self.device)
+        out = rerank([query], fast_model=self.fast, tokenizer=self.tok, index=self.index,
+                     gallery=self.gallery, k=k, timer=timer)
+        self.last = SearchResult(
+            query, k, out.fast_ids[0], out.fast_scores[0], out.ids[0], out.scores[0],
+            {name: 1e3 * s for name, s in timer.totals().items()})
+        return self.last
+
+    # ----------------------------------------------------------------------------- widget
+
+    def widget(self, k: int = 10, show: int = 5):
+        """An ipywidgets search box over the gallery (JupyterLab); ``show`` results per list."""
+        import ipywidgets as w
+
+        query = w.Text(placeholder="a caption, e.g. a red circle left of a blue square",
+                       layout=w.Layout(width="60%"))
+        slider = w.IntSlider(value=min(k, len(self.images)), min=1,
+                             max=min(100, len(self.images)), description="K")
+        button = w.Button(description="Search", button_style="primary")
+        status = w.HTML()
+        pick = w.Dropdown(options=[], description="grounding")
+        lists, heat = w.Output(), w.Output()
+
+        def on_search(_=None) -> None:
+            lists.clear_output()
+            heat.clear_output()
+            try:
+                res = self.search(query.value, slider.value)
+            except (ValueError, TypeError) as e:
+                status.value = f"<b>{e}</b>"
+                pick.options = []
+                return
+            status.value = "; ".join(f"{n}: {ms:.1f} ms" for n, ms in res.stages_ms.items())
+            pick.options = [(f"Slow #{r + 1}: image {int(i)}", int(i))
+                            for r, i in enumerate(res.ids[:show])]
+            with lists:
+                self.show_lists(res, show)
+
+        def on_pick(change) -> None:
+            if change["new"] is None or self.last is None:
+                return
+            heat.clear_output()
+            with heat:
+                self.show_grounding(self.last.query, int(change["new"]))
+
+        button.on_click(on_search)
+        pick.observe(on_pick, names="value")
+        self.controls = {"query": query, "k": slider, "search": button, "status": status,
+                         "grounding": pick, "lists": lists, "heatmaps": heat}
+        return w.VBox([w.HBox([query, slider, button]), status, lists, pick, heat])
+
+    def show_lists(self, res: SearchResult, show: int = 5) -> None:
+        """Thumbnails of Fast's top ``show`` (first row) and Slow's (second row), with scores."""
+        import matplotlib.pyplot as plt
+
+        n = min(show, res.k)
+        fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4.0), squeeze=False)
+        rows = (("Fast", res.fast_ids, res.fast_scores), ("Slow", res.ids, res.slow_scores))
+        for r, (name, ids, scores) in enumerate(rows):
+            for c in range(n):
+                ax = axes[r, c]
+                item = self.images[int(ids[c])]
+                ax.imshow(item if item.ndim == 3 else np.concatenate(list(item), axis=1))
+                ax.set_title(f"{name} #{c + 1}: {int(ids[c])}\n{scores[c]:.2f}", fontsize=8)
+                ax.set_axis_off()
+        plt.tight_layout()
+        plt.show()
+
+    def show_grounding(self, query: str, image_id: int) -> None:
+        """Slow's per-word attention maps for ``query`` over gallery image ``image_id``."""
+        import matplotlib.pyplot as plt
+
+        from fastslow_lib.slow.grounding import upsample_map, word_heatmaps
+
+        image = self.images[image_id]
+        words, maps = word_heatmaps(self.slow, self.tok, query, image, device=self.device)
+        fig, axes = plt.subplots(1, len(words), figsize=(1.6 * len(words), 1.9), squeeze=False)
+        for ax, word, m in zip(axes[0], words, maps, strict=True):
+            ax.imshow(image)
+            ax.imshow(upsample_map(m, image.shape[0]), alpha=0.55, cmap="magma")
+            ax.set_title(word, fontsize=8)
+            ax.set_axis_off()
+        plt.tight_layout()
+        plt.show()

@@ -1,0 +1,4 @@
+"""Video: Fast and Slow models over clips, and their training.
+
+Taught in notebooks/05_video.ipynb.
+"""

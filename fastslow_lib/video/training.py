@@ -1,0 +1,113 @@
+"""Training the video models of notebook 05: load-or-train getters over the clip world.
+
+The loop and the steps are the image ones, unchanged (:func:`fastslow_lib.fast.training.train_fast`,
+:func:`fastslow_lib.slow.training.train_slow`): they read ``world.train`` / ``world.val``, and a
+:class:`~fastslow_lib.data.clips.ClipWorld` gives splits of clips where the image world gives
+splits of images. A video model's frame tower starts from the image model's trained weights;
+the image checkpoint is a **parent** of the video checkpoint (its file hash is part of the
+key), so retraining the image model retrains the video models too.
+
+Taught in notebooks/05_video.ipynb.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fastslow_lib.config.training import VideoSettings
+from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.checkpoint import load_checkpoint
+from fastslow_lib.data.clips import FRAMES, ClipWorld
+from fastslow_lib.fast.model import FastConfig
+from fastslow_lib.fast.training import build_dual_encoder, train_fast
+from fastslow_lib.slow.model import SlowConfig
+from fastslow_lib.slow.training import build_slow_model, train_slow
+from fastslow_lib.video.model import VideoDualEncoder, VideoSlowModel
+
+__all__ = ["VideoSettings", "get_video_fast_model", "get_video_slow_model", "transfer_weights"]
+
+
+def transfer_weights(source: torch.nn.Module, target: torch.nn.Module) -> tuple[list, list]:
+    """Copy every tensor of ``source`` whose name and shape ``target`` shares, in place.
+
+    Returns ``(copied, skipped)`` names (``skipped``: in ``source`` but absent from ``target`` or
+    of another shape). Notebook 05 starts the video towers' vision side from the image models.
+    """
+    state = target.state_dict()
+    copied, skipped = [], []
+    for name, value in source.state_dict().items():
+        if name in state and state[name].shape == value.shape:
+            state[name] = value.detach().clone()
+            copied.append(name)
+        else:
+            skipped.append(name)
+    if not copied:
+        raise ValueError(f"no tensor of {type(source).__name__} fits {type(target).__name__}")
+    target.load_state_dict(state)
+    return copied, skipped
+
+
+def get_video_fast_model(
+    world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
+    temporal: str = "mean", init_from: str | Path | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, dict, bool]:
+    """Fast for clips (``temporal`` pooling): loaded from ``checkpoint`` if it matches, else
+    trained with :func:`~fastslow_lib.fast.training.train_fast` and saved.
+
+    ``init_from`` (the image Fast model's checkpoint) starts the frame tower from its vision
+    tower; its file hash joins the key. Returns ``(model, history, loaded)`` like
+    :func:`fastslow_lib.fast.training.get_fast_model`.
+    """
+    cfg = settings.fast_train
+    model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
+                              **settings.fast_model).to_dict()
+    config = {"model": model_config, "frames": FRAMES, "temporal": temporal,
+              "train": cfg.to_dict(), "world": world.config.key()}
+
+    def build(saved: dict) -> torch.nn.Module:
+        return VideoDualEncoder(FastConfig.from_dict(saved["model"]), saved["frames"],
+                                saved["temporal"])
+
+    def train(model: torch.nn.Module) -> dict:
+        if init_from is not None:
+            transfer_weights(load_checkpoint(build_dual_encoder, init_from).vision, model.vision)
+        return {"history": train_fast(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
+                                      desc=f"training video Fast ({temporal})")}
+
+    parents = {"image_model": init_from} if init_from is not None else None
+    model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
+                                         device=device)
+    return model, extra["history"], loaded
+
+
+def get_video_slow_model(
+    world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
+    init_from: str | Path | None = None, device: torch.device | str = "cpu",
+) -> tuple[torch.nn.Module, dict, bool]:
+    """Slow for clips: loaded from ``checkpoint`` if it matches, else trained and saved.
+
+    ``init_from`` (the image Slow model's checkpoint) starts the space-time pyramid from its
+    pyramid, as in :func:`get_video_fast_model`.
+    """
+    cfg = settings.slow_train
+    model_config = SlowConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
+                              **settings.slow_model).to_dict()
+    config = {"model": model_config, "frames": FRAMES, "train": cfg.to_dict(),
+              "world": world.config.key()}
+
+    def build(saved: dict) -> torch.nn.Module:
+        return VideoSlowModel(SlowConfig.from_dict(saved["model"]), saved["frames"])
+
+    def train(model: torch.nn.Module) -> dict:
+        if init_from is not None:
+            transfer_weights(load_checkpoint(build_slow_model, init_from).vision, model.vision)
+        return {"history": train_slow(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
+                                      desc="training video Slow")}
+
+    parents = {"image_model": init_from} if init_from is not None else None
+    model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
+                                         device=device)
+    return model, extra["history"], loaded
