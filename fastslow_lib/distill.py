@@ -36,15 +36,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastslow_lib.config.checks import check_int, check_number
 from fastslow_lib.config.training import DistillConfig, FastTrainConfig
-from fastslow_lib.core.cache import array_fingerprint, file_fingerprint, load_or_train
+from fastslow_lib.core.cache import (
+    array_fingerprint,
+    file_fingerprint,
+    load_or_train,
+    training_key,
+)
 from fastslow_lib.core.checkpoint import cached_arrays
 from fastslow_lib.core.progress import progress
 from fastslow_lib.data.datasets import TrainPairs
 from fastslow_lib.data.world import Split, World
 from fastslow_lib.fast.evaluate import embed_images
 from fastslow_lib.fast.model import FastConfig
-from fastslow_lib.fast.training import build_dual_encoder, fast_checkpoint_config, train_fast
+from fastslow_lib.fast.training import build_dual_encoder, train_fast
 from fastslow_lib.slow.scoring import caption_tokens, check_gallery, image_cache, score_block
 
 __all__ = [
@@ -84,8 +90,7 @@ def soft_cross_entropy(
             f"{tuple(teacher_scores.shape)} must be the same (n, m) shape")
     if student_logits.shape[1] < 2:
         raise ValueError("need at least 2 candidates per caption to form a distribution")
-    if not (isinstance(tau, int | float) and not isinstance(tau, bool) and tau > 0):
-        raise ValueError(f"tau must be a positive number, got {tau!r}")
+    check_number(tau, "tau", positive=True, type_error=ValueError)
     teacher = teacher_scores.detach().to(student_logits.dtype)
     log_p = F.log_softmax(teacher / tau, dim=1)
     log_q = F.log_softmax(student_logits, dim=1)
@@ -132,8 +137,7 @@ def lookalike_groups(
     all taken are pooled at the end and grouped in order; the last ``len(split) % group_size``
     images are left out.
     """
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(f"group_size must be an int >= 2, got {group_size!r}")
+    check_int(group_size, "group_size", 2, type_error=ValueError)
     if len(split) < group_size:
         raise ValueError(f"{len(split)} images cannot form a group of {group_size}")
     pool = min(pool, len(split) - 1)
@@ -164,8 +168,7 @@ def lookalike_groups(
 
 def random_groups(n_images: int, group_size: int, seed: int = 0) -> np.ndarray:
     """A seeded random partition of ``range(n_images)`` into ``(n_groups, group_size)``."""
-    if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 2:
-        raise ValueError(f"group_size must be an int >= 2, got {group_size!r}")
+    check_int(group_size, "group_size", 2, type_error=ValueError)
     if n_images < group_size:
         raise ValueError(f"{n_images} images cannot form a group of {group_size}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 31]))
@@ -392,7 +395,7 @@ def get_distilled_model(
     fast_ckpt = folder / f"fast_{preset.name}.safetensors"
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **preset.fast_model).to_dict()
-    config = {**fast_checkpoint_config(model_config, cfg, world), "distill": dcfg.to_dict()}
+    config = {**training_key(model_config, cfg, world.config.key()), "distill": dcfg.to_dict()}
 
     def build(saved: dict) -> torch.nn.Module:
         torch.manual_seed(cfg.seed)  # the student's initialisation depends on the seed alone

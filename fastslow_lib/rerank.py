@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.fast.evaluate import embed_texts
 from fastslow_lib.fast.input_checks import check_vocabulary
@@ -91,8 +92,7 @@ class SlowGallery:
 
     def prefix(self, n: int) -> SlowGallery:
         """The first ``n`` images' cache as a gallery of its own (views: no copy)."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(self):
-            raise ValueError(f"n must be an int in [1, {len(self)}], got {n!r}")
+        check_int(n, "n", maximum=len(self), type_error=ValueError)
         out = object.__new__(SlowGallery)
         out.model, out.device = self.model, self.device
         out.kv = {name: [(k[:n], v[:n]) for k, v in layers] for name, layers in self.kv.items()}
@@ -179,10 +179,7 @@ def rerank(
     into ``timer`` (a new one if None): "text encoding", "index search", "slow re-scoring".
     """
     queries = check_queries(queries)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    check_int(k, "k", allow_numpy=True)
     if k > len(gallery):
         raise ValueError(f"k={k} is larger than the gallery ({len(gallery)} images)")
     if index.ntotal != len(gallery):

@@ -26,11 +26,11 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
 from fastslow_lib.config.presets import PRESETS, get_preset  # noqa: E402
+from fastslow_lib.core.cache import training_key  # noqa: E402
 from fastslow_lib.core.checkpoint import save_checkpoint  # noqa: E402
 from fastslow_lib.core.paths import repo_root  # noqa: E402
 from fastslow_lib.data import load_world  # noqa: E402
 from fastslow_lib.fast.model import DualEncoder, FastConfig  # noqa: E402
-from fastslow_lib.fast.training import fast_checkpoint_config  # noqa: E402
 from fastslow_lib.scale.distributed import cleanup, setup, train_fast_ddp  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         history = train_fast_ddp(model, world, tok, cfg, device=info.device,
                                  validate=args.validate)
         if info.is_main:
-            config = fast_checkpoint_config(model_config.to_dict(), cfg, world)
+            config = training_key(model_config.to_dict(), cfg, world.config.key())
             save_checkpoint(model, out, config, extra={"history": history, "ddp": True})
             summary = {key: history[key] for key in
                        ("final_loss", "seconds", "steps", "world_size", "batch_per_rank")}

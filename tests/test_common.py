@@ -42,10 +42,10 @@ def test_rng_is_reproducible():
 @pytest.mark.parametrize(
     ("seed", "error", "message"),
     [
-        (True, TypeError, r"integer, got bool True"),
-        (1.0, TypeError, r"integer, got float 1\.0"),
-        ("3", TypeError, r"integer, got str '3'"),
-        (None, TypeError, r"integer, got NoneType None"),
+        (True, TypeError, r"seed must be an int, got bool True"),
+        (1.0, TypeError, r"seed must be an int, got float 1\.0"),
+        ("3", TypeError, r"seed must be an int, got str '3'"),
+        (None, TypeError, r"seed must be an int, got NoneType None"),
         (-1, ValueError, r"0 <= seed < 2\*\*32, got -1"),
         (2**32, ValueError, r"got 4294967296"),
     ],

@@ -114,5 +114,5 @@ def test_distractors_are_seeded_and_a_larger_n_extends_a_smaller_one():
     assert a.shape == (5, 64, 64, 3) and a.dtype == np.uint8 and len(scenes) == 5
     np.testing.assert_array_equal(a, b[:5])
     np.testing.assert_array_equal(a, generate_distractors(cfg, 5)[0])
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n must be at least 1"):
         generate_distractors(cfg, 0)

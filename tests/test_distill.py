@@ -244,3 +244,31 @@ def test_get_teacher_scores_caches_and_keys_on_the_teacher(tok, world, fast, tmp
     with pytest.warns(UserWarning, match="different config"):
         _, loaded = get_teacher_scores(world, tok, slow, ckpt, groups, cfg, cache)
     assert not loaded
+
+
+def test_the_student_is_keyed_on_its_teacher_and_on_the_fast_model_that_mined_its_groups(
+        tok, world, tmp_path, one_thread):
+    from fastslow_lib.config.presets import get_preset
+    from fastslow_lib.core.checkpoint import read_metadata, save_checkpoint
+    from fastslow_lib.distill import get_distilled_model
+    from fastslow_lib.fast.training import get_fast_model
+    from fastslow_lib.slow.training import get_slow_model
+
+    preset = get_preset("tiny")
+    fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,
+                                tmp_path / "fast_tiny.safetensors")
+    slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
+                                tmp_path / "slow_tiny.safetensors")
+    student, info, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
+    assert not loaded and info["history"]["steps"] > 0 and info["teacher_seconds"] > 0
+    _, again, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
+    assert loaded and again["history"]["loss"] == info["history"]["loss"]
+    meta = read_metadata(tmp_path / "fast_distilled_tiny.safetensors")
+    assert set(meta["config"]["parents"]) == {"teacher", "groups_from"}
+    with torch.no_grad():
+        slow.forward_decoder.embed.weight.mul_(2.0)
+    save_checkpoint(slow, tmp_path / "slow_tiny.safetensors",
+                    read_metadata(tmp_path / "slow_tiny.safetensors")["config"])  # retrained
+    with pytest.warns(UserWarning, match="parents"):
+        _, _, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
+    assert not loaded

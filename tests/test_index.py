@@ -448,7 +448,7 @@ def test_search_input_errors(make) -> None:
         empty.search(q, 1)
     with pytest.raises(ValueError, match=r"k=11 .*larger.*\(10\)"):
         index.search(q, 11)
-    with pytest.raises(ValueError, match=r"k must be >= 1.*0"):
+    with pytest.raises(ValueError, match=r"k must be at least 1.*0"):
         index.search(q, 0)
     with pytest.raises(TypeError, match=r"k must be an int.*float"):
         index.search(q, 2.0)
@@ -481,9 +481,9 @@ def test_constructor_errors() -> None:
         VectorIndex(DIM, backend="numpy")
     with pytest.raises(TypeError, match=r"dim must be an int.*bool"):
         VectorIndex(True)
-    with pytest.raises(ValueError, match=r"dim must be >= 1.*0"):
+    with pytest.raises(ValueError, match=r"dim must be at least 1.*0"):
         VectorIndex(0)
-    with pytest.raises(ValueError, match="nprobe must be >= 1"):
+    with pytest.raises(ValueError, match="nprobe must be at least 1"):
         VectorIndex(DIM, "ivf", nprobe=0)
     with pytest.raises(TypeError, match=r"use_gpu must be.*'yes'"):
         VectorIndex(DIM, use_gpu="yes")
@@ -513,7 +513,7 @@ def test_ivf_add_before_enough_training_points() -> None:
 
 
 def test_setters_reject_bad_values(filled: VectorIndex) -> None:
-    with pytest.raises(ValueError, match="ef_search must be >= 1"):
+    with pytest.raises(ValueError, match="ef_search must be at least 1"):
         filled.ef_search = 0
     with pytest.raises(TypeError, match="nprobe must be an int"):
         filled.nprobe = 1.5

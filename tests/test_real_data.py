@@ -100,7 +100,7 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "truncated.jpg").write_bytes(good[: len(good) // 2])
     with pytest.raises(OSError, match=r"cannot read image .*truncated\.jpg"):
         load_image(tmp_path / "truncated.jpg", 8)
-    with pytest.raises(ValueError, match="image_size must be a positive int"):
+    with pytest.raises(ValueError, match="image_size must be at least 1"):
         load_image(FLICKR_IMAGES / "1000092795.jpg", 0)
 
 
@@ -280,9 +280,9 @@ def test_karpathy_unknown_split_lists_valid_ones():
 
 
 def test_karpathy_bad_arguments():
-    with pytest.raises(ValueError, match="max_items must be a positive int or None, got 0"):
+    with pytest.raises(ValueError, match="max_items must be at least 1, got 0"):
         load_karpathy(FLICKR_JSON, FLICKR_IMAGES, "train", max_items=0)
-    with pytest.raises(ValueError, match="captions_per_item must be a positive int"):
+    with pytest.raises(ValueError, match="captions_per_item must be at least 1"):
         load_karpathy(FLICKR_JSON, FLICKR_IMAGES, "train", captions_per_item=0)
 
 
@@ -359,7 +359,7 @@ def test_frame_indices_uniform_and_repeating():
     assert frame_indices(8, 8).tolist() == list(range(8))
     assert frame_indices(10, 1).tolist() == [0]
     assert frame_indices(10, 8).dtype == np.int64
-    with pytest.raises(ValueError, match="frames must be a positive int"):
+    with pytest.raises(ValueError, match="frames must be at least 1"):
         frame_indices(10, 0)
 
 

@@ -70,10 +70,10 @@ def test_measure_times_each_call():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"warmup": -1}, ValueError, "warmup must be >= 0"),
+        ({"warmup": -1}, ValueError, "warmup must be at least 0"),
         ({"warmup": 1.5}, TypeError, "warmup must be an int"),
         ({"warmup": True}, TypeError, "warmup must be an int"),
-        ({"repeats": 0}, ValueError, "repeats must be >= 1"),
+        ({"repeats": 0}, ValueError, "repeats must be at least 1"),
         ({"repeats": True}, TypeError, "repeats must be an int"),
         ({"repeats": "5"}, TypeError, "repeats must be an int"),
     ],
@@ -119,7 +119,7 @@ def test_timing_result_bad_inputs():
         TimingResult.from_times([])
     with pytest.raises(ValueError, match="finite and >= 0"):
         TimingResult.from_times([0.1, -1.0])
-    with pytest.raises(ValueError, match="n must be a positive int"):
+    with pytest.raises(ValueError, match="n must be at least 1"):
         TimingResult.from_times([0.1]).per_item(0)
 
 
@@ -177,7 +177,7 @@ def test_stage_timer_table():
 
 
 def test_stage_timer_table_bad_per():
-    with pytest.raises(ValueError, match="per must be >= 1"):
+    with pytest.raises(ValueError, match="per must be at least 1"):
         StageTimer().table(per=0)
 
 

@@ -124,10 +124,10 @@ def test_twin_cosines_are_mean_cosines_of_aligned_twins(world, tok):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"epochs": 0}, "epochs must be a positive int"),
+        ({"epochs": 0}, "epochs must be at least 1"),
         ({"batch_size": 1}, "batch_size must be at least 2"),
         ({"lr": 0.0}, "lr must be positive"),
-        ({"epochs": 1.5}, "epochs must be a positive int"),
+        ({"epochs": 1.5}, "epochs must be an int, got float"),
     ],
 )
 def test_bad_train_config(kwargs, match):

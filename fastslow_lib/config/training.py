@@ -16,16 +16,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fastslow_lib.config.checks import check_int, check_int_fields
+
 __all__ = ["DistillConfig", "FastTrainConfig", "SlowTrainConfig", "TrainConfig",
-           "VideoSettings", "check_positive_ints"]
-
-
-def check_positive_ints(obj: object, *names: str) -> None:
-    """A ValueError naming the first of ``names`` that is not a positive int on ``obj``."""
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+           "VideoSettings"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,7 @@ class TrainConfig:
     max_len: int = 48
 
     def __post_init__(self) -> None:
-        check_positive_ints(self, "epochs", "batch_size", "max_len")
+        check_int_fields(self, "epochs", "batch_size", "max_len", type_error=ValueError)
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.warmup_frac < 1.0:
@@ -65,7 +59,7 @@ class FastTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_ints(self, "val_queries")
+        check_int_fields(self, "val_queries", type_error=ValueError)
         if self.batch_size < 2:
             raise ValueError("batch_size must be at least 2 (InfoNCE needs negatives)")
 
@@ -88,7 +82,7 @@ class SlowTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive_ints(self, "length_chunks")
+        check_int_fields(self, "length_chunks", type_error=ValueError)
 
 
 @dataclass(frozen=True)
@@ -109,16 +103,12 @@ class DistillConfig:
     def __post_init__(self) -> None:
         if self.groups not in ("lookalike", "random"):
             raise ValueError(f"groups must be 'lookalike' or 'random', got {self.groups!r}")
-        if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) \
-                or self.group_size < 2:
-            raise ValueError(f"group_size must be an int >= 2, got {self.group_size!r}")
+        check_int(self.group_size, "group_size", 2, type_error=ValueError)
         if not 0.0 < self.group_share <= 1.0:
             raise ValueError(f"group_share must be in (0, 1], got {self.group_share}")
         if not self.weight >= 0 or not self.tau > 0:
             raise ValueError(f"weight must be >= 0 and tau > 0, got {self.weight}, {self.tau}")
-        if isinstance(self.start_epoch, bool) or not isinstance(self.start_epoch, int) \
-                or self.start_epoch < 0:
-            raise ValueError(f"start_epoch must be an int >= 0, got {self.start_epoch!r}")
+        check_int(self.start_epoch, "start_epoch", 0, type_error=ValueError)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved beside checkpoints)."""

@@ -16,6 +16,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
+from fastslow_lib.config.checks import check_int_fields, check_seed
+
 __all__ = [
     "CLIP_GENERATOR_VERSION",
     "CLIP_SPLITS",
@@ -81,12 +83,6 @@ def _check_words(shapes: tuple[str, ...], colours: tuple[str, ...]) -> None:
         raise ValueError(f"unknown words {unknown}; shapes: {SHAPES}, colours: {tuple(COLOURS)}")
 
 
-def _check_at_least_one(config: object, names: tuple[str, ...]) -> None:
-    for name in names:
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
-
-
 def _key(version: int, config: WorldConfig | ClipConfig) -> str:
     """Short hash of the generator's version and every field of ``config``."""
     blob = json.dumps({"v": version, **asdict(config)}, sort_keys=True)
@@ -120,16 +116,12 @@ class WorldConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"seed must be an int, got {type(self.seed).__name__} {self.seed!r}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed must be in [0, 2**32), got {self.seed}")
+        check_seed(self.seed, allow_numpy=False)  # a plain int: the cache key is JSON
         _check_words(self.shapes, self.colours)
         if abs(sum(self.n_objects_probs) - 1.0) > 1e-9 or len(self.n_objects_probs) != 3:
             raise ValueError(f"n_objects_probs must be 3 probabilities summing to 1, got "
                              f"{self.n_objects_probs}")
-        _check_at_least_one(self, ("n_train", "n_val", "n_test", "n_small",
-                                   "probe_pairs_per_kind"))
+        check_int_fields(self, "n_train", "n_val", "n_test", "n_small", "probe_pairs_per_kind")
 
     def n_images(self, split: str) -> int:
         """Number of images in ``split``."""
@@ -171,7 +163,7 @@ class ClipConfig:
         if self.captions_per_clip not in range(1, 6):
             raise ValueError(f"captions_per_clip must be 1 to 5 (one per template), got "
                              f"{self.captions_per_clip}")
-        _check_at_least_one(self, ("n_train", "n_val", "n_test", "probe_pairs_per_kind"))
+        check_int_fields(self, "n_train", "n_val", "n_test", "probe_pairs_per_kind")
         if self.grid < 3:
             raise ValueError(f"grid must be at least 3 (room for two moves), got {self.grid}")
 

@@ -22,7 +22,13 @@ from torch import nn
 
 from fastslow_lib.core.checkpoint import load_if_present, read_metadata
 
-__all__ = ["array_fingerprint", "file_fingerprint", "load_or_train"]
+__all__ = ["array_fingerprint", "file_fingerprint", "load_or_train", "training_key"]
+
+
+def training_key(model_config: Mapping[str, Any], train: Any, world_key: str) -> dict[str, Any]:
+    """What a trained model's weights depend on, before any parent: its config (``model``), its
+    budget (``train``, a config with ``to_dict()``) and the world's config key (``world``)."""
+    return {"model": dict(model_config), "train": train.to_dict(), "world": world_key}
 
 
 def array_fingerprint(*arrays: np.ndarray) -> str:

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from fastslow_lib.config.checks import check_int
+
 __all__ = ["StageTimer", "Timer", "TimingResult", "format_seconds", "measure", "synchronize"]
 
 
@@ -122,9 +124,7 @@ class TimingResult:
 
     def per_item(self, n: int) -> float:
         """Median seconds per item when one call handles ``n`` items."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        return self.median / n
+        return self.median / check_int(n, "n", type_error=ValueError)
 
     def format(self) -> str:
         """E.g. ``"12.3 ms (median of 5, min 11.9 ms) on cpu"``."""
@@ -137,13 +137,6 @@ class TimingResult:
         return self.format()
 
 
-def _check_count(name: str, value: object, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lowest:
-        raise ValueError(f"{name} must be >= {lowest}, got {value}")
-
-
 def measure(
     fn: Callable[[], object],
     *,
@@ -154,8 +147,8 @@ def measure(
     """Call ``fn()`` ``warmup`` times untimed, then ``repeats`` times, each under a Timer."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    _check_count("warmup", warmup, 0)
-    _check_count("repeats", repeats, 1)
+    check_int(warmup, "warmup", 0)
+    check_int(repeats, "repeats")
     dev = _as_device(device)
     for _ in range(warmup):
         fn()
@@ -213,7 +206,7 @@ class StageTimer:
     def table(self, per: int | None = None) -> str:
         """Aligned text table: stage, total ms, ms per item (when ``per`` is given), share %."""
         if per is not None:
-            _check_count("per", per, 1)
+            check_int(per, "per")
         header = ["stage", "total ms"] + (["ms/item"] if per else []) + ["share %"]
         grand = sum(self._totals.values())
         rows = []

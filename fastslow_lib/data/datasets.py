@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.data.world import Split
 
 
@@ -126,8 +127,7 @@ class RetrievalProtocol:
         Slow models score every gallery image per query; a stated subset keeps that affordable,
         and every model compared on it must use the same one.
         """
-        if not 1 <= n <= len(self.queries):
-            raise ValueError(f"n must be between 1 and {len(self.queries)} queries, got {n}")
+        check_int(n, "n", maximum=len(self.queries), allow_numpy=True)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
         return np.sort(rng.choice(len(self.queries), size=n, replace=False))
 
@@ -149,12 +149,11 @@ class RetrievalProtocol:
         re-indexed to the smaller gallery. Notebook 02 uses it for its ablation models: 200
         queries against 100 images is a tenth of the pairs of the full 1k gallery.
         """
-        if not 1 <= n_images <= len(self.gallery):
-            raise ValueError(f"n_images must be between 1 and {len(self.gallery)}, got {n_images}")
+        check_int(n_images, "n_images", maximum=len(self.gallery), allow_numpy=True)
         rng = np.random.default_rng(np.random.SeedSequence([seed, 17]))
         images = np.sort(rng.choice(len(self.gallery), size=n_images, replace=False))
         candidates = np.flatnonzero(np.isin(self.gt, images))
-        if not 1 <= n_queries <= len(candidates):
+        if check_int(n_queries, "n_queries", allow_numpy=True) > len(candidates):
             raise ValueError(f"n_queries must be between 1 and {len(candidates)} (the captions "
                              f"of {n_images} images), got {n_queries}")
         queries = np.sort(rng.choice(candidates, size=n_queries, replace=False))

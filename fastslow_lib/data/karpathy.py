@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_lib.config.checks import check_int, check_optional_int
 from fastslow_lib.core.progress import progress
 from fastslow_lib.data.real import (
     CaptionedSplit,
     DatasetMissingError,
-    check_positive_int,
     load_image,
     read_json,
 )
@@ -118,9 +118,9 @@ def load_karpathy(
     then the presence of every image file (the first missing one is named), before any image is
     loaded. Taught in notebooks/06_demo_and_scale.ipynb.
     """
-    check_positive_int("image_size", image_size)
-    check_positive_int("captions_per_item", captions_per_item)
-    check_positive_int("max_items", max_items, allow_none=True)
+    check_int(image_size, "image_size", allow_numpy=True, type_error=ValueError)
+    check_int(captions_per_item, "captions_per_item", allow_numpy=True, type_error=ValueError)
+    check_optional_int(max_items, "max_items", allow_numpy=True, type_error=ValueError)
     json_path, image_dir = Path(json_path), Path(image_dir)
     if split not in KARPATHY_SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {KARPATHY_SPLITS}")

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fastslow_lib.config.checks import check_int
+
 __all__ = ["CaptionedSplit", "DatasetMissingError", "load_image", "read_json"]
 
 
@@ -103,15 +105,6 @@ class CaptionedSplit:
         return h.hexdigest()
 
 
-def check_positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
-    """Raise a ValueError unless ``value`` is a positive int (or None when ``allow_none``)."""
-    if allow_none and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be a positive int{extra}, got {value!r}")
-
-
 def load_image(path: str | Path, image_size: int) -> np.ndarray:
     """Read an image as uint8 RGB ``(image_size, image_size, 3)``.
 
@@ -119,7 +112,7 @@ def load_image(path: str | Path, image_size: int) -> np.ndarray:
     resized with bicubic interpolation. A missing file raises FileNotFoundError naming the path;
     a file PIL cannot decode (not an image, truncated, corrupt) raises OSError naming it.
     """
-    check_positive_int("image_size", image_size)
+    check_int(image_size, "image_size", allow_numpy=True, type_error=ValueError)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")

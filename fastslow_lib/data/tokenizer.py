@@ -27,6 +27,8 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
+from fastslow_lib.config.checks import check_bool, check_int
+
 PAD_TOKEN = "[PAD]"
 UNK_TOKEN = "[UNK]"
 BOS_TOKEN = "[BOS]"
@@ -141,21 +143,6 @@ def sequence_ids(tok: object) -> tuple[int, int, int]:
     return ids["cls"], ids["sep"], ids["pad"]
 
 
-def _check_positive_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _check_bool(value: object, name: str) -> None:
-    """Raise TypeError unless ``value`` is a bool (catches e.g. ``reverse="yes"``)."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-
-
 # --------------------------------------------------------------------------- building
 
 
@@ -203,7 +190,7 @@ def build_tokenizer(captions: Iterable[str], min_freq: int = 1) -> PreTrainedTok
     if not isinstance(captions, Iterable):
         raise TypeError(f"captions must be an iterable of strings, got {type(captions).__name__}")
     texts = _check_texts(list(captions), name="captions")
-    min_freq = _check_positive_int(min_freq, "min_freq", minimum=1)
+    min_freq = check_int(min_freq, "min_freq", minimum=1)
 
     tokenizer = _empty_tokenizer()
     trainer = trainers.WordLevelTrainer(
@@ -339,9 +326,9 @@ def encode(
     texts = _check_texts(texts)
     flags = {"add_bos": add_bos, "add_eos": add_eos, "reverse": reverse, "truncate": truncate}
     for name, value in flags.items():
-        _check_bool(value, name)
+        check_bool(value, name)
     n_special = int(add_bos) + int(add_eos)
-    max_len = _check_positive_int(max_len, "max_len", minimum=n_special + 1)
+    max_len = check_int(max_len, "max_len", minimum=n_special + 1)
     room = max_len - n_special
 
     input_ids = torch.full((len(texts), max_len), pad, dtype=torch.long)
@@ -393,8 +380,7 @@ def _as_id_list(ids: Sequence[int] | torch.Tensor, vocab_size: int) -> list[int]
     if isinstance(ids, str) or not isinstance(ids, Sequence):
         raise TypeError(f"ids must be a 1-D list or tensor of ints, got {type(ids).__name__}")
     for position, token_id in enumerate(ids):
-        if isinstance(token_id, bool) or not isinstance(token_id, int):
-            raise TypeError(f"ids[{position}] must be an int, got {type(token_id).__name__}")
+        check_int(token_id, f"ids[{position}]", minimum=None)
         if not 0 <= token_id < vocab_size:
             raise ValueError(
                 f"ids[{position}]={token_id} is outside the vocabulary [0, {vocab_size})"
@@ -423,7 +409,7 @@ def decode(
     ``decode(tok, encode(tok, [c], n)["input_ids"][0])`` gives back the normalised caption.
     """
     tok = _check_tokenizer(tok)
-    _check_bool(reverse, "reverse")
+    check_bool(reverse, "reverse")
     id_list = _as_id_list(ids, len(tok))
     if EOS_ID in id_list:
         id_list = id_list[: id_list.index(EOS_ID)]

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_lib.config.checks import check_int, check_optional_int
 from fastslow_lib.core.progress import progress
 from fastslow_lib.data.real import (
     CaptionedSplit,
     DatasetMissingError,
-    check_positive_int,
     load_image,
     read_json,
 )
@@ -55,8 +55,8 @@ def frame_indices(n_available: int, frames: int) -> np.ndarray:
     as ``np.round``), so the first and last frames are always taken; with fewer frames than
     ``frames`` some indices repeat (``frame_indices(3, 5)`` is ``[0, 0, 1, 2, 2]``).
     """
-    check_positive_int("n_available", n_available)
-    check_positive_int("frames", frames)
+    check_int(n_available, "n_available", allow_numpy=True, type_error=ValueError)
+    check_int(frames, "frames", allow_numpy=True, type_error=ValueError)
     return np.round(np.linspace(0, n_available - 1, frames)).astype(np.int64)
 
 
@@ -129,10 +129,10 @@ def load_vatex(
     if (frames_dir is None) == (features_dir is None):
         given = "both" if frames_dir is not None else "neither"
         raise ValueError(f"give exactly one of frames_dir and features_dir (got {given})")
-    check_positive_int("frames", frames)
-    check_positive_int("image_size", image_size)
-    check_positive_int("captions_per_item", captions_per_item)
-    check_positive_int("max_items", max_items, allow_none=True)
+    check_int(frames, "frames", allow_numpy=True, type_error=ValueError)
+    check_int(image_size, "image_size", allow_numpy=True, type_error=ValueError)
+    check_int(captions_per_item, "captions_per_item", allow_numpy=True, type_error=ValueError)
+    check_optional_int(max_items, "max_items", allow_numpy=True, type_error=ValueError)
     json_path = Path(json_path)
 
     entries = read_json(json_path, what="VATEX caption file", how=HOW_CAPTIONS)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from transformers import PreTrainedTokenizerFast
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.world import GENERATOR_VERSION, SPLITS, WorldConfig, check_split
 from fastslow_lib.data.cache import (
     cache_folder,
@@ -161,8 +162,7 @@ def generate_distractors(cfg: WorldConfig, n: int) -> tuple[np.ndarray, list[Sce
     (to 10^4 and beyond); a seeded stream of their own, so the same ``n`` gives the same images
     and a larger ``n`` extends a smaller one.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n", type_error=ValueError)
     rng = _rng(cfg, "distractors")
     scenes = [_scene(cfg, rng, rng.random() < cfg.fine_fraction) for _ in range(n)]
     return render_many(scenes), scenes

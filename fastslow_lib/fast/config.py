@@ -16,6 +16,7 @@ from typing import Any
 
 import timm
 
+from fastslow_lib.config.checks import check_int, check_int_fields, check_number
 from fastslow_lib.data.tokenizer import SPECIAL_TOKENS
 from fastslow_lib.fast.input_checks import as_tuples
 
@@ -55,24 +56,6 @@ _FIXED_TIMM_ARGS = frozenset(
 )
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    """Return ``value`` if it is an int (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def _check_float(value: object, name: str) -> float:
-    """Return ``value`` as a float if it is a finite real number (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return float(value)
-
-
 def _default_vision_kwargs() -> dict[str, Any]:
     return dict(DEFAULT_VISION_KWARGS)
 
@@ -108,13 +91,10 @@ class FastConfig:
     image_size: int = 64
 
     def __post_init__(self) -> None:
-        _check_int(self.vocab_size, "vocab_size", minimum=len(SPECIAL_TOKENS) + 1)
-        _check_int(self.max_len, "max_len", minimum=3)  # [BOS] word [EOS]
-        _check_int(self.embed_dim, "embed_dim", minimum=1)
-        _check_int(self.text_width, "text_width", minimum=1)
-        _check_int(self.text_layers, "text_layers", minimum=1)
-        _check_int(self.text_heads, "text_heads", minimum=1)
-        _check_int(self.image_size, "image_size", minimum=8)
+        check_int(self.vocab_size, "vocab_size", minimum=len(SPECIAL_TOKENS) + 1)
+        check_int(self.max_len, "max_len", minimum=3)  # [BOS] word [EOS]
+        check_int_fields(self, "embed_dim", "text_width", "text_layers", "text_heads")
+        check_int(self.image_size, "image_size", minimum=8)
         if self.text_width % self.text_heads:
             raise ValueError(
                 f"text_width ({self.text_width}) must be divisible by text_heads "
@@ -124,10 +104,10 @@ class FastConfig:
             raise ValueError(
                 f"unknown text_encoder {self.text_encoder!r}; expected one of {TEXT_ENCODERS}"
             )
-        dropout = _check_float(self.dropout, "dropout")
+        dropout = check_number(self.dropout, "dropout")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        temperature = _check_float(self.init_temperature, "init_temperature")
+        temperature = check_number(self.init_temperature, "init_temperature")
         if not 1.0 / 100.0 < temperature <= 1.0:
             raise ValueError(
                 f"init_temperature must be in (0.01, 1] (the logit scale 1/temperature is "

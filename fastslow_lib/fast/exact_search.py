@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.device import pick_device
-from fastslow_lib.fast.vector_checks import check_int, check_k, check_vectors, to_tensor
+from fastslow_lib.fast.vector_checks import check_k, check_vectors, to_tensor
 
 __all__ = [
     "TORCH_CHUNK_ELEMENTS",
@@ -125,7 +126,7 @@ def recall_at_k(ids: Any, true_ids: Any, k: int | None = None) -> float:
             )
     if ids_arr.shape[0] != true_arr.shape[0]:
         raise ValueError(f"ids has {ids_arr.shape[0]} rows but true_ids has {true_arr.shape[0]}")
-    k = true_arr.shape[1] if k is None else check_int(k, "k", 1)
+    k = true_arr.shape[1] if k is None else check_int(k, "k", allow_numpy=True)
     if k > min(ids_arr.shape[1], true_arr.shape[1]):
         raise ValueError(
             f"k={k} is larger than the columns available (ids {ids_arr.shape[1]}, "

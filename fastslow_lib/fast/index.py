@@ -52,11 +52,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int, check_optional_int
 from fastslow_lib.fast import faiss_index as fx
 from fastslow_lib.fast import index_io
 from fastslow_lib.fast.exact_search import exact_search, exact_topk, pick_torch_device, recall_at_k
 from fastslow_lib.fast.faiss_index import GPU_MAX_K, HAS_FAISS, PQ_NBITS
-from fastslow_lib.fast.vector_checks import check_int, check_k, check_vectors, to_numpy, to_tensor
+from fastslow_lib.fast.vector_checks import check_k, check_vectors, to_numpy, to_tensor
 
 __all__ = [
     "BACKENDS",
@@ -131,19 +132,19 @@ class VectorIndex:
         use_gpu: bool | None = None,
         device: str | torch.device | None = None,
     ) -> None:
-        self._dim = check_int(dim, "dim", 1)
+        self._dim = check_int(dim, "dim", 1, allow_numpy=True)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
-        self._nlist = None if nlist is None else check_int(nlist, "nlist", 1)
-        self._nprobe = check_int(nprobe, "nprobe", 1)
-        self._hnsw_m = check_int(hnsw_m, "hnsw_m", 2)
-        self._ef_construction = check_int(ef_construction, "ef_construction", 1)
-        self._ef_search = check_int(ef_search, "ef_search", 1)
+        self._nlist = check_optional_int(nlist, "nlist", allow_numpy=True)
+        self._nprobe = check_int(nprobe, "nprobe", 1, allow_numpy=True)
+        self._hnsw_m = check_int(hnsw_m, "hnsw_m", 2, allow_numpy=True)
+        self._ef_construction = check_int(ef_construction, "ef_construction", 1, allow_numpy=True)
+        self._ef_search = check_int(ef_search, "ef_search", 1, allow_numpy=True)
         if pq_m is None:
             pq_m = fx.default_pq_m(self._dim)
-        self._pq_m = check_int(pq_m, "pq_m", 1)
+        self._pq_m = check_int(pq_m, "pq_m", 1, allow_numpy=True)
         if kind == "ivfpq" and self._dim % self._pq_m:
             raise ValueError(
                 f"pq_m={self._pq_m} must divide dim={self._dim} (each of the pq_m sub-quantisers "
@@ -253,7 +254,7 @@ class VectorIndex:
 
     @nprobe.setter
     def nprobe(self, value: int) -> None:
-        self._nprobe = check_int(value, "nprobe", 1)
+        self._nprobe = check_int(value, "nprobe", 1, allow_numpy=True)
         self._apply_search_params()
 
     @property
@@ -263,7 +264,7 @@ class VectorIndex:
 
     @ef_search.setter
     def ef_search(self, value: int) -> None:
-        self._ef_search = check_int(value, "ef_search", 1)
+        self._ef_search = check_int(value, "ef_search", 1, allow_numpy=True)
         self._apply_search_params()
 
     def _apply_search_params(self) -> None:

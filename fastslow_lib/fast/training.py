@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fastslow_lib.config.training import FastTrainConfig
-from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.cache import load_or_train, training_key
 from fastslow_lib.core.loop import fit
 from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.data.datasets import RetrievalProtocol, TrainPairs, make_collate
@@ -37,9 +37,8 @@ from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.fast.losses import info_nce
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 
-__all__ = ["ExtraLoss", "build_dual_encoder", "fast_batches", "fast_checkpoint_config",
-           "fast_step", "get_fast_model", "train_fast", "validation_protocol",
-           "validation_recall"]
+__all__ = ["ExtraLoss", "build_dual_encoder", "fast_batches", "fast_step", "get_fast_model",
+           "train_fast", "validation_protocol", "validation_recall"]
 
 #: ``extra_loss(model, batch, img_emb, txt_emb, scale) -> loss`` is added to InfoNCE.
 ExtraLoss = Callable[..., torch.Tensor]
@@ -148,11 +147,6 @@ def train_fast(
     return history
 
 
-def fast_checkpoint_config(model_config: dict, cfg: FastTrainConfig, world: World) -> dict:
-    """Everything a Fast checkpoint depends on: model sizes, training budget, world."""
-    return {"model": model_config, "train": cfg.to_dict(), "world": world.config.key()}
-
-
 def build_dual_encoder(saved: dict[str, Any]) -> DualEncoder:
     """A fresh :class:`DualEncoder` from a checkpoint key's ``"model"`` entry."""
     return DualEncoder(FastConfig.from_dict(saved["model"]))
@@ -180,6 +174,6 @@ def get_fast_model(
         return {"history": train_fast(model, world, tokenizer, cfg, device=device)}
 
     model, extra, loaded = load_or_train(
-        checkpoint, build_dual_encoder, train, fast_checkpoint_config(model_config, cfg, world),
+        checkpoint, build_dual_encoder, train, training_key(model_config, cfg, world.config.key()),
         device=device)
     return model, extra["history"], loaded

@@ -15,16 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["check_int", "check_k", "check_vectors", "to_numpy", "to_tensor"]
+from fastslow_lib.config.checks import check_int
 
-
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """``value`` as an ``int`` if it is an integer (not a bool) ``>= minimum``, else an error."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+__all__ = ["check_k", "check_vectors", "to_numpy", "to_tensor"]
 
 
 def check_vectors(x: Any, dim: int | None, name: str, *, allow_1d: bool = False) -> Any:
@@ -82,7 +75,7 @@ def check_vectors(x: Any, dim: int | None, name: str, *, allow_1d: bool = False)
 
 def check_k(k: Any, ntotal: int) -> int:
     """``k`` as an ``int`` in ``1..ntotal``: a search cannot return more vectors than it holds."""
-    k = check_int(k, "k", 1)
+    k = check_int(k, "k", allow_numpy=True)
     if k > ntotal:
         raise ValueError(f"k={k} is larger than the number of vectors in the index ({ntotal})")
     return k

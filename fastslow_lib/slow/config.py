@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from fastslow_lib.config.checks import check_bool, check_int
 from fastslow_lib.data.tokenizer import SPECIAL_TOKENS
 from fastslow_lib.fast.config import DEFAULT_VISION_BACKBONE, DEFAULT_VISION_KWARGS
 from fastslow_lib.fast.input_checks import as_tuples
@@ -55,9 +56,7 @@ class SlowConfig:
     def __post_init__(self) -> None:
         for name, minimum in (("vocab_size", len(SPECIAL_TOKENS) + 1), ("max_len", 3),
                               ("image_size", 32), ("width", 8), ("heads", 1), ("mlp_ratio", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+            check_int(getattr(self, name), name, minimum, type_error=ValueError)
         if self.width % self.heads:
             raise ValueError(f"width ({self.width}) must be divisible by heads ({self.heads})")
         if self.width % 4:
@@ -78,8 +77,7 @@ class SlowConfig:
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ("bidirectional", "top_down"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+            check_bool(getattr(self, name), name)
         self.vision_kwargs = as_tuples(self.vision_kwargs)
 
     @property

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from fastslow_lib.config.training import SlowTrainConfig
-from fastslow_lib.core.cache import array_fingerprint, load_or_train
+from fastslow_lib.core.cache import array_fingerprint, load_or_train, training_key
 from fastslow_lib.data.captions import is_true
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.world import Split, World
 from fastslow_lib.fast.evaluate import embed_images, embed_texts
 from fastslow_lib.slow.model import MatchingModel, SlowConfig
-from fastslow_lib.slow.training import slow_checkpoint_config, train_slow
+from fastslow_lib.slow.training import train_slow
 
 __all__ = ["CAPTION_WEIGHT", "RANDOM_NEGATIVE_FRACTION", "get_matching_model", "itm_learned",
            "itm_step", "mine_hard_negatives"]
@@ -146,7 +146,7 @@ def get_matching_model(
         vocab_size=len(tokenizer), max_len=cfg.max_len, image_size=world.config.image_size,
         bidirectional=False, **model_overrides,
     ).to_dict()
-    config = {**slow_checkpoint_config(model_config, cfg, world), "objective": "itm",
+    config = {**training_key(model_config, cfg, world.config.key()), "objective": "itm",
               "negatives": array_fingerprint(negatives),
               "random_negative_fraction": RANDOM_NEGATIVE_FRACTION,
               "caption_weight": CAPTION_WEIGHT}

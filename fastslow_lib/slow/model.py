@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.slow.config import PYRAMID_STRIDES, SlowConfig
 from fastslow_lib.slow.decoder import Attention, CaptionDecoder, DecoderLayer, token_logprobs
 from fastslow_lib.slow.pyramid import VisualPyramid, position_code_2d
@@ -63,8 +64,7 @@ def length_chunk_plan(mask: torch.Tensor, length_chunks: int) -> ChunkPlan:
 
     It reads the lengths, so call it on the CPU mask, before the batch moves to a device.
     """
-    if isinstance(length_chunks, bool) or not isinstance(length_chunks, int) or length_chunks < 1:
-        raise ValueError(f"length_chunks must be a positive int, got {length_chunks!r}")
+    check_int(length_chunks, "length_chunks", type_error=ValueError)
     lengths = mask.sum(dim=1)
     order = torch.argsort(lengths)
     plan = []
@@ -113,9 +113,7 @@ class SlowModel(nn.Module):
         a tensor's value; the input value checks live at the edges
         (:mod:`fastslow_lib.fast.input_checks`).
         """
-        if isinstance(length_chunks, bool) or not isinstance(length_chunks, int) \
-                or length_chunks < 1:
-            raise ValueError(f"length_chunks must be a positive int, got {length_chunks!r}")
+        check_int(length_chunks, "length_chunks", type_error=ValueError)
         visual = self.vision(images)
         losses = {}
         for name, decoder in self.decoders():

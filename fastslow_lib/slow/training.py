@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fastslow_lib.config.training import SlowTrainConfig
-from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.cache import load_or_train, training_key
 from fastslow_lib.core.loop import fit
 from fastslow_lib.data.datasets import TrainPairs, images_to_tensor
 from fastslow_lib.data.world import Split, World
@@ -134,11 +134,6 @@ def train_slow(
     return history
 
 
-def slow_checkpoint_config(model_config: dict, cfg: SlowTrainConfig, world: World) -> dict:
-    """Everything a Slow checkpoint depends on: model sizes, training budget, world."""
-    return {"model": model_config, "train": cfg.to_dict(), "world": world.config.key()}
-
-
 def build_slow_model(saved: dict[str, Any]) -> SlowModel:
     """A fresh :class:`SlowModel` from a checkpoint key's ``"model"`` entry."""
     return SlowModel(SlowConfig.from_dict(saved["model"]))
@@ -166,6 +161,6 @@ def get_slow_model(
         return {"history": train_slow(model, world, tokenizer, cfg, device=device)}
 
     model, extra, loaded = load_or_train(
-        checkpoint, build_slow_model, train, slow_checkpoint_config(model_config, cfg, world),
+        checkpoint, build_slow_model, train, training_key(model_config, cfg, world.config.key()),
         device=device)
     return model, extra["history"], loaded

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.slow.model import SlowConfig, SlowModel, VisualPyramid
 
@@ -50,8 +51,7 @@ class VideoDualEncoder(DualEncoder):
         super().__init__(config)
         if temporal not in TEMPORAL:
             raise ValueError(f"unknown temporal model {temporal!r}; expected one of {TEMPORAL}")
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise ValueError(f"frames must be a positive int, got {frames!r}")
+        check_int(frames, "frames", type_error=ValueError)
         self.frames, self.temporal = frames, temporal
         if temporal == "transformer":
             d = self.config.embed_dim
@@ -118,7 +118,6 @@ class VideoSlowModel(SlowModel):
 
     def __init__(self, config: SlowConfig | dict[str, Any], frames: int) -> None:
         super().__init__(config)
-        if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-            raise ValueError(f"frames must be a positive int, got {frames!r}")
+        check_int(frames, "frames", type_error=ValueError)
         self.frames = frames
         self.vision = SpaceTimePyramid(self.config, frames)

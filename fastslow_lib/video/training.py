@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fastslow_lib.config.training import VideoSettings
-from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.cache import load_or_train, training_key
 from fastslow_lib.core.checkpoint import load_checkpoint
 from fastslow_lib.data.clips import FRAMES, ClipWorld
 from fastslow_lib.fast.model import FastConfig
@@ -64,8 +64,8 @@ def get_video_fast_model(
     cfg = settings.fast_train
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **settings.fast_model).to_dict()
-    config = {"model": model_config, "frames": FRAMES, "temporal": temporal,
-              "train": cfg.to_dict(), "world": world.config.key()}
+    config = {**training_key(model_config, cfg, world.config.key()), "frames": FRAMES,
+              "temporal": temporal}
 
     def build(saved: dict) -> torch.nn.Module:
         return VideoDualEncoder(FastConfig.from_dict(saved["model"]), saved["frames"],
@@ -95,8 +95,7 @@ def get_video_slow_model(
     cfg = settings.slow_train
     model_config = SlowConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **settings.slow_model).to_dict()
-    config = {"model": model_config, "frames": FRAMES, "train": cfg.to_dict(),
-              "world": world.config.key()}
+    config = {**training_key(model_config, cfg, world.config.key()), "frames": FRAMES}
 
     def build(saved: dict) -> torch.nn.Module:
         return VideoSlowModel(SlowConfig.from_dict(saved["model"]), saved["frames"])
