@@ -1,19 +1,22 @@
 """fastslow: a small library behind the course on Fast and Slow text-to-visual retrieval.
 
 Reproduces, at laptop scale, Miech et al., "Thinking Fast and Slow: Efficient Text-to-Visual
-Retrieval with Transformers" (CVPR 2021). Each module names the notebook that teaches it:
+Retrieval with Transformers" (CVPR 2021). The package tree is the course map, listed here from
+the bottom layer up; each part imports only the parts listed before it (an import-linter
+contract in pyproject.toml, checked by ``make test``):
 
-* ``fastslow_lib.data`` (the embedded world), ``tokenizer``, ``metrics``, ``presets``, ``seed``,
-  ``device``, ``progress``, ``results``, ``exercises``: notebooks/00_data.ipynb;
-* ``models`` (the Fast dual encoder), ``losses`` (InfoNCE), ``training``, ``evaluate``,
-  ``checkpoint``, ``index`` (FAISS, with an exact torch fallback): notebooks/01_fast.ipynb;
-* ``models.slow`` (the Slow captioner: pyramid, cross-attention decoders, ITM head),
-  ``slow_training``, ``slow_scoring`` (batched scoring), ``matching`` (ITM with hard negatives),
-  ``grounding`` (per-word attention maps): notebooks/02_slow.ipynb;
-* ``distill`` (look-alike groups, cached teacher scores, the distillation loss and student):
-  notebooks/03_distill.ipynb;
-* ``rerank`` (Slow's cached gallery, Fast's top K re-scored by Slow), ``timing`` (device-aware
-  timers, per-stage breakdowns): notebooks/04_rerank.ipynb.
+* ``config``: presets, the world's and clips' configs, training budgets (every notebook);
+* ``core``: seeds, devices, progress bars, metrics, timing, checkpoints, ``load_or_train``, and
+  ``fit``, the one training loop (notebooks 00 and 01);
+* ``data``: the embedded world, its clips, datasets, the tokenizer, real-data loaders
+  (notebooks/00_data.ipynb, 05, 06);
+* ``fast``: the dual encoder, InfoNCE, training, evaluation, the vector index
+  (notebooks/01_fast.ipynb);
+* ``slow``: the cross-attention captioner, batched scoring, training, the ITM baseline,
+  grounding (notebooks/02_slow.ipynb);
+* ``distill`` (notebooks/03_distill.ipynb) and ``rerank`` (notebooks/04_rerank.ipynb);
+* ``video`` (notebooks/05_video.ipynb) and ``scale`` (notebooks/06_demo_and_scale.ipynb);
+* ``course``: the results file, the claims table, exercise checkers, the search widget.
 """
 
 __version__ = "0.1.0"
