@@ -21,7 +21,7 @@ $(BATCH_TARGETS): export PYTHONHASHSEED = 0
 $(BATCH_TARGETS): export MPLBACKEND = Agg
 $(BATCH_TARGETS): export FASTSLOW_PROGRESS = 0
 
-.PHONY: help install test course notebooks lab lint clean distclean
+.PHONY: help install test course notebooks readme lab lint clean distclean
 
 help: ## List the targets
 	@echo "fastslow targets:"
@@ -51,6 +51,10 @@ test: $(STAMP) ## Check the library's layers, run the unit tests, then nbval on 
 
 course: $(STAMP) ## Execute notebooks/NN_*.ipynb in order into results/executed/, time them
 	$(VENV)/bin/python scripts/time_course.py
+	$(VENV)/bin/python -m fastslow_lib.course.readme
+
+readme: $(STAMP) ## Fill the README's generated blocks (the claims table) from results/
+	$(VENV)/bin/python -m fastslow_lib.course.readme
 
 notebooks: $(STAMP) ## Re-execute notebooks/NN_*.ipynb IN PLACE (refresh committed outputs)
 	$(VENV)/bin/python scripts/time_course.py --inplace

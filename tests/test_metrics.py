@@ -255,7 +255,7 @@ def test_oracle_recall_at_1() -> None:
 
 def test_scores_wrong_rank() -> None:
     with pytest.raises(
-        ValueError, match=r"scores must be 2-D \(queries x gallery\), got shape \(4,\)"
+        ValueError, match=r"scores.*2-D.*\(4,\)"
     ):
         ranks_of_gt(np.zeros(4), np.array([0]))
     with pytest.raises(ValueError, match=r"2-D.*got shape \(2, 3, 4\)"):
@@ -289,7 +289,7 @@ def test_scores_non_numeric(scores: np.ndarray) -> None:
 
 
 def test_scores_not_an_array() -> None:
-    with pytest.raises(TypeError, match=r"scores must be a torch tensor or numpy array, got str"):
+    with pytest.raises(TypeError, match=r"scores.*tensor or numpy array.*str"):
         ranks_of_gt("scores", np.array([0]))
 
 
@@ -304,12 +304,12 @@ def test_gt_wrong_rank() -> None:
 
 
 def test_gt_out_of_range() -> None:
-    with pytest.raises(ValueError, match=r"gt values must be in \[0, 4\), got 4 at position 1"):
+    with pytest.raises(ValueError, match=r"gt.*\[0, 4\).*4.*position 1"):
         ranks_of_gt(SCORES_3X4, np.array([0, 4, 9]))
 
 
 def test_gt_negative() -> None:
-    with pytest.raises(ValueError, match=r"gt values must be in \[0, 4\), got -1 at position 2"):
+    with pytest.raises(ValueError, match=r"gt.*\[0, 4\).*-1.*position 2"):
         retrieval_metrics(SCORES_3X4, np.array([0, 1, -1]))
 
 
@@ -326,7 +326,7 @@ def test_gt_not_integer(gt: object) -> None:
 def test_caption_image_errors_name_the_argument() -> None:
     with pytest.raises(ValueError, match=r"caption_image has 5 entries but scores has 6"):
         text_to_image_metrics(SCORES_6X3, CAPTION_IMAGE[:5])
-    with pytest.raises(ValueError, match=r"caption_image values must be in \[0, 3\), got 3"):
+    with pytest.raises(ValueError, match=r"caption_image.*\[0, 3\).*3"):
         image_to_text_metrics(SCORES_6X3, np.array([0, 0, 1, 1, 3, 2]))
 
 
@@ -337,7 +337,7 @@ def test_image_without_caption() -> None:
 
 
 def test_pairwise_accuracy_bad_inputs() -> None:
-    with pytest.raises(ValueError, match=r"pos and neg must have the same length, got 3 and 2"):
+    with pytest.raises(ValueError, match=r"pos and neg.*same length.*3 and 2"):
         pairwise_accuracy(np.zeros(3), np.zeros(2))
     with pytest.raises(ValueError, match=r"pos must be non-empty, got shape \(0,\)"):
         pairwise_accuracy(np.zeros(0), np.zeros(0))
@@ -350,14 +350,14 @@ def test_pairwise_accuracy_bad_inputs() -> None:
 
 
 def test_truth_shape_mismatch() -> None:
-    with pytest.raises(ValueError, match=r"truth must have the same shape as scores \(3, 4\)"):
+    with pytest.raises(ValueError, match=r"truth.*shape.*scores.*\(3, 4\)"):
         consistent_at_1(SCORES_3X4, np.ones((3, 3), dtype=bool))
 
 
 def test_truth_not_bool() -> None:
-    with pytest.raises(TypeError, match=r"truth must be a boolean matrix, got dtype int64"):
+    with pytest.raises(TypeError, match=r"truth.*boolean.*int64"):
         consistent_at_1(SCORES_3X4, np.ones((3, 4), dtype=np.int64))
-    with pytest.raises(TypeError, match=r"truth must be a boolean matrix, got dtype float64"):
+    with pytest.raises(TypeError, match=r"truth.*boolean.*float64"):
         oracle_recall_at_1(np.ones((3, 4)), GT_3X4)
 
 

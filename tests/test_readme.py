@@ -1,0 +1,48 @@
+"""The README's generated blocks (``make readme``): filled from results/, never stale."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fastslow_lib.course.readme import fill_blocks, generated_blocks, update_readme
+from fastslow_lib.course.results import render_markdown
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_readme_is_up_to_date_with_the_results():
+    assert update_readme(REPO / "README.md", REPO / "results", check=True), (
+        "README.md's generated blocks are stale: run `make readme`")
+
+
+def test_the_readmes_claims_rows_are_those_of_summary_md():
+    readme = (REPO / "README.md").read_text()
+    summary_md = (REPO / "results" / "summary.md").read_text()
+    rows = [line for line in generated_blocks(REPO / "results")["claims"].splitlines()
+            if line.startswith("| 0")]
+    assert rows and all(row in readme and row in summary_md for row in rows)
+
+
+def test_a_stale_block_is_found_and_rewritten(tmp_path):
+    readme = tmp_path / "README.md"
+    shutil.copy(REPO / "README.md", readme)
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results", results, ignore=shutil.ignore_patterns("executed"))
+    text = readme.read_text()
+    readme.write_text(text.replace("| 02_slow |", "| 02_slow (typed by hand) |", 1))
+    assert not update_readme(readme, results, check=True)
+    assert update_readme(readme, results) is False and readme.read_text() == text
+    assert update_readme(readme, results, check=True)
+    assert "## Claims" in render_markdown({}, results)
+
+
+def test_a_missing_or_repeated_marker_is_a_clear_error():
+    with pytest.raises(ValueError, match="exactly one block.*claims"):
+        fill_blocks("no markers here", {"claims": "x"})
+    block = "<!-- begin generated: claims (make readme) -->\nx\n<!-- end generated: claims -->"
+    with pytest.raises(ValueError, match="exactly one block"):
+        fill_blocks(block + "\n" + block, {"claims": "y"})
+    assert fill_blocks(block, {"claims": "y"}).count("\ny\n") == 1
