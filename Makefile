@@ -36,7 +36,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(VENV)/bin/python -m pip install -e . --no-deps
 	touch $@
 
-test: $(STAMP) ## Check the library's layers, run the unit tests, then nbval on every notebook
+test: $(STAMP) ## Lint, check the library's layers, run the unit tests, then nbval on every notebook
+	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest tests
 	@shopt -s nullglob; nbs=($(NOTEBOOK_DIR)/*.ipynb); \

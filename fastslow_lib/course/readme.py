@@ -87,7 +87,8 @@ def fill_blocks(text: str, blocks: Mapping[str, str]) -> str:
         if len(pattern.findall(text)) != 1:
             raise ValueError(f"the README needs exactly one block {begin!r} ... {end!r} for "
                              f"{name!r}")
-        text = pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
+        filled = f"{begin}\n{body}\n{end}"
+        text = pattern.sub(lambda _match, filled=filled: filled, text)
     return text
 
 

@@ -36,6 +36,7 @@ from fastslow_lib.data.tokenizer import build_tokenizer, load_tokenizer, save_to
 
 __all__ = [
     "cache_folder",
+    "check_loader_config",
     "cached_or_generated",
     "cached_tokenizer",
     "default_cache_dir",
@@ -58,6 +59,17 @@ def default_cache_dir() -> Path:
         return repo_root() / "data" / "cache"
     except FileNotFoundError:
         return Path.cwd().resolve() / "data" / "cache"
+
+
+def check_loader_config(config: object, expected: type, loader: str, preset_field: str) -> None:
+    """A clear TypeError unless ``config`` is an ``expected`` config (a preset name is not: the
+    preset look-up happens above the data layer)."""
+    if isinstance(config, str):
+        raise TypeError(f"{loader} takes a {expected.__name__}, not the preset name {config!r}; "
+                        f"pass get_preset({config!r}).{preset_field} (fastslow_lib.config.presets)")
+    if not isinstance(config, expected):
+        raise TypeError(f"{loader} takes a {expected.__name__} as config, got "
+                        f"{type(config).__name__}")
 
 
 def cache_folder(

@@ -42,7 +42,12 @@ from fastslow_lib.config.world import (
     ClipConfig,
     check_clip_split,
 )
-from fastslow_lib.data.cache import cache_folder, cached_or_generated, cached_tokenizer
+from fastslow_lib.data.cache import (
+    cache_folder,
+    cached_or_generated,
+    cached_tokenizer,
+    check_loader_config,
+)
 from fastslow_lib.data.clip_scripts import (
     DIRECTIONS,
     FRAMES,
@@ -352,12 +357,7 @@ def load_clip_world(
     :func:`~fastslow_lib.data.cache.default_cache_dir`); ``use_cache=False`` generates without
     reading or writing it.
     """
-    if isinstance(config, str):
-        raise TypeError(f"load_clip_world takes a ClipConfig, not the preset name {config!r}; "
-                        f"pass get_preset({config!r}).clips (fastslow_lib.config.presets)")
-    if not isinstance(config, ClipConfig):
-        raise TypeError(f"load_clip_world takes a ClipConfig as config, got "
-                        f"{type(config).__name__}")
+    check_loader_config(config, ClipConfig, "load_clip_world", "clips")
     folder = cache_folder(cache_dir, "clips", config) if use_cache else None
     splits = {
         name: cached_or_generated(folder, name, f"clip split {name!r}",

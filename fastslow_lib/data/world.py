@@ -38,6 +38,7 @@ from fastslow_lib.data.cache import (
     cache_folder,
     cached_or_generated,
     cached_tokenizer,
+    check_loader_config,
     default_cache_dir,
 )
 from fastslow_lib.data.captions import CaptionForm, caption_scene_n, is_true
@@ -311,12 +312,7 @@ def load_world(
     The cache is ``<cache_dir>/world-<key>/`` (``cache_dir`` defaults to
     :func:`default_cache_dir`); ``use_cache=False`` generates without reading or writing it.
     """
-    if isinstance(config, str):
-        raise TypeError(f"load_world takes a WorldConfig, not the preset name {config!r}; pass "
-                        f"get_preset({config!r}).world (fastslow_lib.config.presets)")
-    if not isinstance(config, WorldConfig):
-        raise TypeError(f"load_world takes a WorldConfig as config, got "
-                        f"{type(config).__name__}")
+    check_loader_config(config, WorldConfig, "load_world", "world")
     folder = cache_folder(cache_dir, "world", config) if use_cache else None
     splits = {
         name: cached_or_generated(folder, name, f"world split {name!r}",
