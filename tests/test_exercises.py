@@ -42,9 +42,10 @@ def test_an_exception_becomes_a_verdict():
         raise RuntimeError("oops")
 
     assert check_info_nce_with_hard_negatives(broken) == (
-        "not yet: your function raised RuntimeError: oops"
+        "not yet (expected until you write your answer): your function raised RuntimeError: oops"
     )
-    assert check_info_nce_with_hard_negatives(lambda *a: 1.0).startswith("not yet: return")
+    verdict = check_info_nce_with_hard_negatives(lambda *a: 1.0)
+    assert verdict.startswith("not yet (expected until you write your answer): return")
 
 
 def test_caption_logprob_checker_accepts_the_right_answer_and_hints_the_usual_slips():

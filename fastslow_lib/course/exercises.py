@@ -1,8 +1,8 @@
 """Automatic checks for the notebooks' exercises.
 
 Each ``check_*`` function runs a learner's answer on cases with known answers and returns a
-short verdict (``"correct: ..."`` or ``"not yet: ..."``) instead of raising, so a notebook can
-show the verdict whatever the answer.
+short verdict (``"correct: ..."`` or :data:`NOT_YET` followed by what differs) instead of
+raising, so a notebook can show the verdict whatever the answer.
 
 Taught in notebooks/00_data.ipynb, 01_fast.ipynb, 02_slow.ipynb, 03_distill.ipynb and
 04_rerank.ipynb (exercise 1 of each).
@@ -27,6 +27,10 @@ _RANK_CASES: tuple[tuple[list[list[float]], list[int]], ...] = (
 )
 
 
+#: How a check cell says an answer is not there yet: expected until the learner writes it.
+NOT_YET = "not yet (expected until you write your answer)"
+
+
 def check_ranks(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str:
     """Check a learner's ``fn(scores, gt) -> 1-based ranks`` against the pessimistic tie rule."""
     for scores, gt in _RANK_CASES:
@@ -35,10 +39,10 @@ def check_ranks(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str:
         try:
             got = np.asarray(fn(s, g))
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if got.shape != want.shape or not np.array_equal(got.astype(np.int64), want):
             return (
-                f"not yet: for scores {scores} and gt {gt} the ranks are {want.tolist()}, "
+                f"{NOT_YET}: for scores {scores} and gt {gt} the ranks are {want.tolist()}, "
                 f"yours gave {got.tolist()} (hint: a tie with the correct item must rank it lower)"
             )
     return f"correct: all {len(_RANK_CASES)} cases match, ties included"
@@ -74,16 +78,16 @@ def check_info_nce_with_hard_negatives(
         try:
             got = fn(img, txt, hard, scale)
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if not isinstance(got, torch.Tensor) or got.numel() != 1:
-            return f"not yet: return a scalar tensor, got {got!r}"
+            return f"{NOT_YET}: return a scalar tensor, got {got!r}"
         if not torch.allclose(got.reshape(()).float(), want, atol=1e-5, rtol=1e-5):
             plain = (F.cross_entropy(scale * img @ txt.T, torch.arange(batch))
                      + F.cross_entropy(scale * txt @ img.T, torch.arange(batch))) / 2
             hint = ("that is plain InfoNCE: add the hard negative's logit to each image's row"
                     if torch.allclose(got.reshape(()).float(), plain, atol=1e-5) else
                     "each image's row of logits gets one more column, scale * <img[i], hard[i]>")
-            return (f"not yet: batch {batch}, scale {scale}: expected {float(want):.5f}, got "
+            return (f"{NOT_YET}: batch {batch}, scale {scale}: expected {float(want):.5f}, got "
                     f"{float(got):.5f} ({hint})")
     return "correct: matches the reference on 3 batches (B = 2, 5, 7)"
 
@@ -111,9 +115,9 @@ def check_caption_logprob(
         try:
             got = fn(logits, ids, mask)
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            return f"not yet: return a tensor of shape {tuple(want.shape)}, got {got!r}"
+            return f"{NOT_YET}: return a tensor of shape {tuple(want.shape)}, got {got!r}"
         if not torch.allclose(got.float(), want, atol=1e-4, rtol=1e-5):
             logp = torch.log_softmax(logits, dim=-1)
             unshifted = logp.gather(-1, ids[:, :-1, None]).squeeze(-1)
@@ -124,7 +128,7 @@ def check_caption_logprob(
                 hint = "padding positions are counted: multiply by mask[:, 1:]"
             else:
                 hint = "take log_softmax over the vocabulary, pick each target's entry, sum"
-            return (f"not yet: batch {batch}, length {length}: expected "
+            return (f"{NOT_YET}: batch {batch}, length {length}: expected "
                     f"{[round(float(v), 4) for v in want]}, got "
                     f"{[round(float(v), 4) for v in got]} ({hint})")
     return "correct: matches the reference on 3 batches, padding included"
@@ -146,9 +150,9 @@ def check_distillation_loss(
         try:
             got = fn(student, teacher, tau)
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if not isinstance(got, torch.Tensor) or got.numel() != 1:
-            return f"not yet: return a scalar tensor, got {got!r}"
+            return f"{NOT_YET}: return a scalar tensor, got {got!r}"
         if not torch.allclose(got.float().reshape(()), want, atol=1e-5, rtol=1e-4):
             p = F.softmax(teacher / tau, dim=1)
             no_tau = soft_cross_entropy(student, teacher, 1.0)
@@ -160,7 +164,7 @@ def check_distillation_loss(
                         "the KL (same gradients, but zero when the student matches)")
             else:
                 hint = "sum p_teacher * (log p_teacher - log p_student) over a row, then mean"
-            return (f"not yet: {rows}x{cols}, tau {tau}: expected {float(want):.5f}, got "
+            return (f"{NOT_YET}: {rows}x{cols}, tau {tau}: expected {float(want):.5f}, got "
                     f"{float(got):.5f} ({hint})")
     return "correct: matches the reference on 3 cases"
 
@@ -178,13 +182,13 @@ def check_rerank_top1(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> str
     try:
         got = np.asarray(fn(fast_ids, slow))
     except Exception as e:  # a learner's bug should become a verdict, not a traceback
-        return f"not yet: your function raised {type(e).__name__}: {e}"
+        return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
     if got.shape != want.shape or not np.array_equal(got, want):
         if np.array_equal(got, slow.argmax(1)):
             hint = "that is the position in the short list: return the gallery id fast_ids[q, j]"
         else:
             hint = "take the argmax of each row of slow_scores, then look it up in fast_ids"
-        return f"not yet: expected {want.tolist()}, got {got.tolist()} ({hint})"
+        return f"{NOT_YET}: expected {want.tolist()}, got {got.tolist()} ({hint})"
     return "correct: re-ranked top-1 ids, ties going to Fast's earlier candidate"
 
 
@@ -206,7 +210,7 @@ def check_reverse_events(fn: Callable[[list[tuple[str, str]]], list[tuple[str, s
         try:
             got = [tuple(e) for e in fn(list(events))]
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if got != want:
             if got == list(reversed(events)):
                 hint = "the order is right, but each event must be undone too"
@@ -214,7 +218,7 @@ def check_reverse_events(fn: Callable[[list[tuple[str, str]]], list[tuple[str, s
                 hint = "the right events, in the wrong order: the last event is undone first"
             else:
                 hint = "play the clip backwards: last event first, each one inverted"
-            return f"not yet: for {events} expected {want}, got {got} ({hint})"
+            return f"{NOT_YET}: for {events} expected {want}, got {got} ({hint})"
     return f"correct: the backward clip's events on {len(cases)} cases"
 
 
@@ -233,12 +237,12 @@ def check_machines(fn: Callable[[float, float, float], int]) -> str:
         try:
             got = int(fn(n, b, gib))
         except Exception as e:  # a learner's bug should become a verdict, not a traceback
-            return f"not yet: your function raised {type(e).__name__}: {e}"
+            return f"{NOT_YET}: your function raised {type(e).__name__}: {e}"
         if got != want:
             if got == max(1, math.ceil(n * b / (gib * 2**30))):
                 hint = "only 80% of each machine's memory is usable"
             else:
                 hint = "machines = ceil(n_items * bytes_per_item / (0.8 * GiB per machine * 2**30))"
-            return (f"not yet: {n:.0e} items of {b:g} bytes on {gib:g} GiB machines need {want}, "
+            return (f"{NOT_YET}: {n:.0e} items of {b:g} bytes on {gib:g} GiB machines need {want}, "
                     f"got {got} ({hint})")
     return f"correct: {len(cases)} cases, from one machine to ten"
