@@ -21,7 +21,12 @@ $(BATCH_TARGETS): export PYTHONHASHSEED = 0
 $(BATCH_TARGETS): export MPLBACKEND = Agg
 $(BATCH_TARGETS): export FASTSLOW_PROGRESS = 0
 
-.PHONY: help install test course notebooks readme lab lint clean distclean
+# `make reproduce` keeps its progress bars (it runs for a long time, in a terminal).
+reproduce: export HF_HUB_OFFLINE = 1
+reproduce: export TOKENIZERS_PARALLELISM = false
+reproduce: export PYTHONHASHSEED = 0
+
+.PHONY: help install test course notebooks readme reproduce lab lint clean distclean
 
 help: ## List the targets
 	@echo "fastslow targets:"
@@ -53,6 +58,9 @@ test: $(STAMP) ## Lint, check the library's layers, run the unit tests, then nbv
 course: $(STAMP) ## Execute notebooks/NN_*.ipynb in order into results/executed/, time them
 	$(VENV)/bin/python scripts/time_course.py
 	$(VENV)/bin/python -m fastslow_lib.course.readme
+
+reproduce: $(STAMP) ## Retrain the release models (data/release/) at full budget; resumable; ONLY=name
+	$(VENV)/bin/python scripts/reproduce.py $(if $(ONLY),--only $(ONLY))
 
 readme: $(STAMP) ## Fill the README's generated blocks (the claims table) from results/
 	$(VENV)/bin/python -m fastslow_lib.course.readme

@@ -28,7 +28,7 @@ gain is not confused with the batches'.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +379,9 @@ def get_teacher_scores(
 def get_distilled_model(
     world: World, tokenizer, preset, fast_model: torch.nn.Module, slow_model: torch.nn.Module,
     checkpoint_dir: str | Path, *, device: torch.device | str = "cpu",
+    train_cfg: FastTrainConfig | None = None, distill_cfg: DistillConfig | None = None,
+    paths: Mapping[str, str | Path] | None = None, may_train: bool = True,
+    rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The distilled Fast student of ``preset``: loaded if its checkpoint matches, else trained.
 
@@ -388,11 +391,24 @@ def get_distilled_model(
     ``fast_distilled_<preset>.safetensors`` is the student and ``teacher_<preset>.safetensors``
     the teacher's cached scores. Returns ``(model, info, loaded)``; ``info`` holds the training
     history and the teacher's seconds.
+
+    ``train_cfg`` / ``distill_cfg`` replace the preset's budgets (the release student's), and
+    ``paths`` any of those four files (keys ``"fast"``, ``"slow"``, ``"student"``,
+    ``"teacher_scores"``; a model folder works as well as a ``.safetensors`` file).
+    ``may_train=False`` only loads (see :func:`~fastslow_lib.core.cache.load_or_train`).
     """
     folder = Path(checkpoint_dir)
-    cfg, dcfg = preset.fast_train, preset.distill
-    slow_ckpt = folder / f"slow_{preset.name}.safetensors"
-    fast_ckpt = folder / f"fast_{preset.name}.safetensors"
+    cfg = train_cfg if train_cfg is not None else preset.fast_train
+    dcfg = distill_cfg if distill_cfg is not None else preset.distill
+    files = {"fast": folder / f"fast_{preset.name}.safetensors",
+             "slow": folder / f"slow_{preset.name}.safetensors",
+             "student": folder / f"fast_distilled_{preset.name}.safetensors",
+             "teacher_scores": folder / f"teacher_{preset.name}.safetensors"}
+    unknown = sorted(set(paths or {}) - set(files))
+    if unknown:
+        raise ValueError(f"unknown paths {unknown}; expected some of {sorted(files)}")
+    files.update({k: Path(v) for k, v in (paths or {}).items()})
+    slow_ckpt, fast_ckpt = files["slow"], files["fast"]
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **preset.fast_model).to_dict()
     config = {**training_key(model_config, cfg, world.config.key()), "distill": dcfg.to_dict()}
@@ -406,8 +422,7 @@ def get_distilled_model(
         groups = make_groups(dcfg, fast_model, world.train, seed=cfg.seed, device=device)
         start = time.perf_counter()
         teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_ckpt, groups, cfg,
-                                        folder / f"teacher_{preset.name}.safetensors",
-                                        device=device)
+                                        files["teacher_scores"], device=device)
         info["teacher_seconds"] = time.perf_counter() - start
         sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(world.train),
                                     group_share=dcfg.group_share, start_epoch=dcfg.start_epoch,
@@ -418,6 +433,6 @@ def get_distilled_model(
                                      desc="training distilled Fast")
         return info
 
-    return load_or_train(folder / f"fast_distilled_{preset.name}.safetensors", build, train,
-                         config, parents={"teacher": slow_ckpt, "groups_from": fast_ckpt},
-                         device=device)
+    return load_or_train(files["student"], build, train, config,
+                         parents={"teacher": slow_ckpt, "groups_from": fast_ckpt},
+                         device=device, may_train=may_train, rebuild_hint=rebuild_hint)

@@ -19,6 +19,7 @@ from typing import Any
 from fastslow_lib.config.training import (
     DistillConfig,
     FastTrainConfig,
+    ReleaseBudgets,
     SlowTrainConfig,
     VideoSettings,
 )
@@ -48,6 +49,15 @@ class Preset:
     clips: ClipConfig = field(default_factory=ClipConfig)
     #: The video models' sizes and budgets (notebook 05).
     video: VideoSettings = field(default_factory=VideoSettings)
+    #: The release models' full budgets (``make reproduce``); ``None``: the preset's own
+    #: budgets are already full ones.
+    release: ReleaseBudgets | None = None
+
+    def release_budgets(self) -> ReleaseBudgets:
+        """The budgets the release models of this preset are trained with."""
+        if self.release is not None:
+            return self.release
+        return ReleaseBudgets(self.fast_train, self.slow_train, self.distill, self.video)
 
 
 PRESETS: dict[str, Preset] = {
@@ -74,6 +84,25 @@ PRESETS: dict[str, Preset] = {
         "cpu",
         "the course on a 2-core laptop (test split: 1,000 images, 5,000 captions)",
         WorldConfig(),
+        # Live demonstrations: about a minute of training each on 2 cores.
+        fast_train=FastTrainConfig(epochs=3),
+        slow_train=SlowTrainConfig(epochs=2),
+        distill=DistillConfig(start_epoch=1),
+        video=VideoSettings(
+            FastTrainConfig(epochs=2, batch_size=64, val_queries=500),
+            slow_train=SlowTrainConfig(epochs=2, batch_size=64),
+        ),
+        # The release models (data/release/): Fast until its validation R@1 flattens, Slow on
+        # a comparable number of seconds with smaller batches (notebook 02's tuning table).
+        release=ReleaseBudgets(
+            FastTrainConfig(epochs=24),
+            SlowTrainConfig(epochs=16, batch_size=32),
+            DistillConfig(start_epoch=12),
+            VideoSettings(
+                FastTrainConfig(epochs=12, batch_size=64, val_queries=500),
+                slow_train=SlowTrainConfig(epochs=12, batch_size=64),
+            ),
+        ),
     ),
     "gpu": Preset(
         "gpu",

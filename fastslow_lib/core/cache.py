@@ -20,9 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastslow_lib.core.checkpoint import load_if_present, read_metadata
+from fastslow_lib.core.checkpoint import (
+    checkpoint_exists,
+    config_differences,
+    load_if_present,
+    read_metadata,
+    weights_path,
+)
 
-__all__ = ["array_fingerprint", "file_fingerprint", "load_or_train", "training_key"]
+__all__ = ["array_fingerprint", "check_trained_from", "file_fingerprint", "load_or_train",
+           "training_key"]
 
 
 def training_key(model_config: Mapping[str, Any], train: Any, world_key: str) -> dict[str, Any]:
@@ -40,8 +47,11 @@ def array_fingerprint(*arrays: np.ndarray) -> str:
 
 
 def file_fingerprint(path: str | Path) -> str:
-    """A short hash of a file's bytes (a parent checkpoint's weights)."""
+    """A short hash of a file's bytes (a parent checkpoint's weights; for a model folder, its
+    ``model.safetensors``)."""
     path = Path(path)
+    if path.suffix in ("", ".safetensors"):
+        path = weights_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"parent checkpoint {str(path)!r} not found: train or load the "
                                 "parent model first (its getter saves it there)")
@@ -56,6 +66,8 @@ def load_or_train(
     *,
     parents: Mapping[str, str | Path] | None = None,
     device: torch.device | str = "cpu",
+    may_train: bool = True,
+    rebuild_hint: str = "",
 ) -> tuple[nn.Module, dict[str, Any], bool]:
     """The model at ``path`` if it was made from ``config`` and ``parents``; else trained, saved.
 
@@ -66,10 +78,16 @@ def load_or_train(
 
     Returns ``(model, extra, loaded)``: the model on ``device`` in eval mode, the saved dict
     (read back from the checkpoint when loaded), and whether it was loaded.
+
+    ``may_train=False`` only loads (the release models): a missing checkpoint raises
+    FileNotFoundError and one made from anything else ValueError listing the differences,
+    both ending with ``rebuild_hint``.
     """
     key = dict(config)
     if parents:
         key["parents"] = {name: file_fingerprint(p) for name, p in sorted(parents.items())}
+    if not may_train:
+        check_trained_from(path, key, rebuild_hint)
     extra: dict[str, Any] = {}
 
     def train_and_keep(model: nn.Module) -> dict[str, Any]:
@@ -80,3 +98,14 @@ def load_or_train(
     if loaded:
         extra = read_metadata(path)["extra"]
     return model.to(device).eval(), extra, loaded
+
+
+def check_trained_from(path: str | Path, key: Mapping[str, Any], hint: str = "") -> None:
+    """Raise unless the checkpoint ``path`` exists and was trained from exactly ``key``."""
+    hint = f"; {hint}" if hint else ""
+    if not checkpoint_exists(path):
+        raise FileNotFoundError(f"checkpoint {str(path)!r} is missing{hint}")
+    differences = config_differences(read_metadata(path)["config"], dict(key))
+    if differences:
+        raise ValueError(f"checkpoint {str(path)!r} was trained from something else than "
+                         f"this code asks for ({'; '.join(differences)}){hint}")

@@ -2,12 +2,18 @@
 
 Taught in notebooks/01_fast.ipynb.
 
-A checkpoint is two files side by side:
+A checkpoint is either a Hugging Face model folder (a path without a suffix; the release
+models of ``data/release/`` and every getter's checkpoint) or two files side by side:
 
-* ``NAME.safetensors``: the model's ``state_dict`` (``safetensors.torch.save_file``); tied
-  tensors (one tensor under several names) are stored once;
-* ``NAME.json``: the config the model was built from, free ``extra`` metadata (training
-  history, metrics, timings), the tied names, and the model's class.
+* ``FOLDER/model.safetensors`` or ``NAME.safetensors``: the model's ``state_dict``
+  (``safetensors.torch.save_file``); tied tensors (one tensor under several names) are stored
+  once, their other names in the file's header;
+* ``FOLDER/training.json`` or ``NAME.json``: the key the model was trained with (its config,
+  budget, world and parents), free ``extra`` metadata (training history, metrics, timings),
+  the tied names, and the model's class;
+* ``FOLDER/config.json`` (folders only, for models that define ``hub_config()``): what
+  ``Model.from_pretrained(FOLDER)`` needs to rebuild the model (see
+  :class:`fastslow_lib.core.hub.HubModel`).
 
 :func:`load_if_present` is the pattern the notebooks use: load the checkpoint when it exists
 and was trained with the same config, else build the model, train it and save it. Both files
@@ -39,10 +45,17 @@ __all__ = [
     "load_state",
     "metadata_path",
     "read_metadata",
+    "is_folder_checkpoint",
     "save_checkpoint",
+    "save_weights",
+    "weights_path",
 ]
 
 WEIGHTS_SUFFIX = ".safetensors"
+#: File names inside a Hugging Face model folder.
+WEIGHTS_NAME = "model.safetensors"
+TRAINING_NAME = "training.json"
+CONFIG_NAME = "config.json"
 _FORMAT = "fastslow-checkpoint"
 _FORMAT_VERSION = 1
 
@@ -53,21 +66,37 @@ ModelFactory = Callable[[dict[str, Any]], nn.Module]
 
 
 def _weights_path(path: str | Path) -> Path:
-    """Check that ``path`` names a ``.safetensors`` file and return it as a Path."""
+    """The weights file of the checkpoint ``path``: a folder's ``model.safetensors``, or
+    ``path`` itself when it names a ``.safetensors`` file."""
     if not isinstance(path, str | Path):
         raise TypeError(f"path must be a str or Path, got {type(path).__name__}")
     path = Path(path)
+    if path.suffix == "":
+        return path / WEIGHTS_NAME
     if path.suffix != WEIGHTS_SUFFIX:
         raise ValueError(
-            f"checkpoint path must end in {WEIGHTS_SUFFIX!r} (the metadata goes beside it as "
-            f".json), got {str(path)!r}"
+            f"checkpoint path must be a folder (no suffix: the Hugging Face layout) or end in "
+            f"{WEIGHTS_SUFFIX!r} (the metadata goes beside it as .json), got {str(path)!r}"
         )
     return path
 
 
+def is_folder_checkpoint(path: str | Path) -> bool:
+    """True if ``path`` names a model folder (config.json, model.safetensors, training.json)."""
+    return _weights_path(path).name == WEIGHTS_NAME
+
+
+def weights_path(path: str | Path) -> Path:
+    """The weights file of the checkpoint ``path`` (a folder or a ``.safetensors`` file)."""
+    return _weights_path(path)
+
+
 def metadata_path(path: str | Path) -> Path:
-    """The JSON metadata file that goes with the weights file ``path``."""
-    return _weights_path(path).with_suffix(".json")
+    """The JSON metadata file that goes with the checkpoint ``path``."""
+    weights = _weights_path(path)
+    if weights.name == WEIGHTS_NAME:
+        return weights.with_name(TRAINING_NAME)
+    return weights.with_suffix(".json")
 
 
 def checkpoint_exists(path: str | Path) -> bool:
@@ -77,6 +106,8 @@ def checkpoint_exists(path: str | Path) -> bool:
 
 
 def _delete_hint(path: Path) -> str:
+    if path.name == WEIGHTS_NAME:
+        return f"delete the folder {str(path.parent)!r} to retrain"
     return f"delete {str(path)!r} and {str(metadata_path(path))!r} to retrain"
 
 
@@ -162,7 +193,7 @@ def save_checkpoint(
     config: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Save ``model``'s weights to ``path`` (``.safetensors``) and metadata to ``.json``.
+    """Save ``model``'s weights and metadata to ``path``: a folder, or ``NAME.safetensors``.
 
     ``config`` is what the model was built from (a dict, or a dataclass such as
     ``FastConfig``, saved through its ``to_dict()``); ``extra`` any JSON-serialisable dict
@@ -188,9 +219,27 @@ def save_checkpoint(
         "torch_version": torch.__version__,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
+    save_weights(model, path)
     text = json.dumps(meta, indent=1)
     _write_atomic(metadata_path(path), lambda tmp: tmp.write_text(text))
+    hub_config = getattr(model, "hub_config", None)
+    if path.name == WEIGHTS_NAME and callable(hub_config):
+        config_text = json.dumps(_json_ready(hub_config(), "hub_config()"), indent=2,
+                                 sort_keys=True)
+        _write_atomic(path.with_name(CONFIG_NAME), lambda tmp: tmp.write_text(config_text))
+    return path
+
+
+def save_weights(model: nn.Module, path: str | Path) -> Path:
+    """Write ``model``'s state dict to the safetensors file ``path`` (atomically).
+
+    Tied tensors are stored once; their other names go into the file's header (``aliases``),
+    so the file alone is enough for :func:`load_state`.
+    """
+    path = Path(path)
+    tensors, aliases = _tensors_to_save(model)
+    header = {"format": "pt", "aliases": json.dumps(aliases)}
+    _write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=header))
     return path
 
 
@@ -244,6 +293,15 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def _header_aliases(path: Path) -> dict[str, str]:
+    """The tied names :func:`save_weights` wrote into a safetensors header (``{}`` if none)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    return json.loads(header.get("aliases", "{}"))
+
+
 def state_dict_problems(
     expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor], *, limit: int = 10
 ) -> list[str]:
@@ -284,7 +342,7 @@ def load_state(model: nn.Module, path: str | Path) -> nn.Module:
     weights = _weights_path(path)
     tensors = _read_weights(weights)
     meta_file = metadata_path(weights)
-    aliases = read_metadata(weights)["aliases"] if meta_file.is_file() else {}
+    aliases = read_metadata(weights)["aliases"] if meta_file.is_file() else _header_aliases(weights)
     for alias, stored in aliases.items():
         if stored in tensors:
             tensors[alias] = tensors[stored]

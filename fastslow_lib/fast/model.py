@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastslow_lib.core.hub import HubModel
 from fastslow_lib.fast.config import (
     DEFAULT_VISION_BACKBONE,
     DEFAULT_VISION_KWARGS,
@@ -86,7 +87,7 @@ __all__ = [
 ]
 
 
-class DualEncoder(nn.Module):
+class DualEncoder(nn.Module, HubModel):
     """The Fast model: vision and text towers into one L2-normalised space of size d.
 
     ``logit_scale`` is a learnable scalar in log space, initialised to

@@ -159,7 +159,7 @@ def get_fast_model(
     cfg: FastTrainConfig,
     checkpoint: str | Path,
     *,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The trained Fast model: loaded from ``checkpoint`` if it matches, else trained and saved.
 
@@ -175,5 +175,5 @@ def get_fast_model(
 
     model, extra, loaded = load_or_train(
         checkpoint, build_dual_encoder, train, training_key(model_config, cfg, world.config.key()),
-        device=device)
+        device=device, may_train=may_train, rebuild_hint=rebuild_hint)
     return model, extra["history"], loaded

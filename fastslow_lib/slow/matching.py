@@ -130,7 +130,7 @@ def get_matching_model(
     checkpoint: str | Path,
     negatives: np.ndarray,
     *,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The trained ITM model: loaded from ``checkpoint`` if it matches, else trained and saved.
 
@@ -164,5 +164,6 @@ def get_matching_model(
         history["final_matching_loss"] = float(np.mean(matching[-per_epoch:]))
         return {"history": history}
 
-    model, extra, loaded = load_or_train(checkpoint, build, train, config, device=device)
+    model, extra, loaded = load_or_train(checkpoint, build, train, config, device=device,
+                                         may_train=may_train, rebuild_hint=rebuild_hint)
     return model, extra["history"], loaded

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastslow_lib.config.checks import check_int
+from fastslow_lib.core.hub import HubModel
 from fastslow_lib.slow.config import PYRAMID_STRIDES, SlowConfig
 from fastslow_lib.slow.decoder import Attention, CaptionDecoder, DecoderLayer, token_logprobs
 from fastslow_lib.slow.pyramid import VisualPyramid, position_code_2d
@@ -73,7 +74,7 @@ def length_chunk_plan(mask: torch.Tensor, length_chunks: int) -> ChunkPlan:
     return plan
 
 
-class SlowModel(nn.Module):
+class SlowModel(nn.Module, HubModel):
     """The pyramid and one or two caption decoders (forward, and backward if bidirectional)."""
 
     def __init__(self, config: SlowConfig | dict[str, Any]) -> None:
@@ -138,7 +139,7 @@ class SlowModel(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-class MatchingModel(nn.Module):
+class MatchingModel(nn.Module, HubModel):
     """Image-text matching (ITM): the Slow trunk with a binary "do they match?" head.
 
     The comparison the paper makes for its captioning loss: the same pyramid and the same

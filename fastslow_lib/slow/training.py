@@ -44,6 +44,7 @@ __all__ = [
     "slow_batches",
     "slow_step",
     "train_slow",
+    "validation_loss",
 ]
 
 #: ``step(model, batch) -> loss``: one batch's loss (:func:`slow_step`, or ITM's).
@@ -100,6 +101,35 @@ def slow_batches(
     return batches, len(split) // cfg.batch_size
 
 
+def validation_loss(
+    model: torch.nn.Module, split: Split, tokenizer, cfg: SlowTrainConfig, *,
+    device: torch.device | str = "cpu", pairs: int = 512,
+) -> Callable[[int], dict[str, float]]:
+    """An ``end_of_epoch`` hook for :func:`~fastslow_lib.core.loop.fit`: the captioning loss
+    (both directions) of ``pairs`` fixed validation pairs (each image's first caption).
+
+    The batches are made once; the loss is read back once per epoch.
+    """
+    first = np.unique(split.caption_image, return_index=True)[1][:pairs]
+    batches = []
+    for s in range(0, len(first), cfg.batch_size):
+        cap = first[s : s + cfg.batch_size]
+        batch = slow_batch(tokenizer, [split.captions[c] for c in cap],
+                           split.images[split.caption_image[cap]], cfg.max_len)
+        batches.append({"image": batch["image"].to(device),
+                        **{d: {k: v.to(device) for k, v in batch[d].items()}
+                           for d in ("forward", "backward")}, "n": len(cap)})
+
+    def end_of_epoch(epoch: int) -> dict[str, float]:
+        model.eval()
+        with torch.no_grad():
+            total = sum(model(b["image"], b["forward"], b["backward"])["loss"] * b["n"]
+                        for b in batches)
+        return {"val_loss": float(total) / len(first)}
+
+    return end_of_epoch
+
+
 def slow_step(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
     """The captioning loss of one :func:`slow_batches` batch (both directions, in its chunks)."""
     return model(batch["image"], batch["forward"], batch["backward"],
@@ -122,14 +152,19 @@ def train_slow(
     :class:`~fastslow_lib.slow.model.SlowModel` does). ``step_fn(model, batch)``, if given,
     replaces that call (the ITM model of notebook 02 adds hard negatives; ``batch`` holds the
     captions' ``caption_index``). The history is :func:`~fastslow_lib.core.loop.fit`'s plus
-    ``pairs_seen``.
+    ``pairs_seen`` and, for the captioner, ``val_loss`` after every epoch
+    (:func:`validation_loss`).
     """
     check_vocabulary(model, tokenizer)
     model.to(device)
     batches, per_epoch = slow_batches(world.train, tokenizer, cfg, device)
     step = step_fn if step_fn is not None else slow_step
+    # The validation curve (the captioning loss of fixed validation pairs) for the captioner;
+    # the ITM model's loss needs negatives, so its curve is the training loss alone.
+    end = (validation_loss(model, world.val, tokenizer, cfg, device=device)
+           if step_fn is None and len(world.val) > 0 else None)
     history = fit(model, batches, lambda batch: step(model, batch), cfg,
-                  steps_per_epoch=per_epoch, desc=desc)
+                  steps_per_epoch=per_epoch, end_of_epoch=end, desc=desc)
     history["pairs_seen"] = history["steps"] * cfg.batch_size
     return history
 
@@ -146,7 +181,7 @@ def get_slow_model(
     cfg: SlowTrainConfig,
     checkpoint: str | Path,
     *,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The trained Slow captioner: loaded from ``checkpoint`` if it matches, else trained, saved.
 
@@ -162,5 +197,5 @@ def get_slow_model(
 
     model, extra, loaded = load_or_train(
         checkpoint, build_slow_model, train, training_key(model_config, cfg, world.config.key()),
-        device=device)
+        device=device, may_train=may_train, rebuild_hint=rebuild_hint)
     return model, extra["history"], loaded

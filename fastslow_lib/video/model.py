@@ -61,6 +61,11 @@ class VideoDualEncoder(DualEncoder):
                 d, nhead=4, dim_feedforward=2 * d, dropout=0.0, batch_first=True,
                 norm_first=True)
 
+    def hub_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``from_pretrained`` rebuilds the model from them)."""
+        return {"config": self.config.to_dict(), "frames": self.frames,
+                "temporal": self.temporal}
+
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-frame features ``(B, T, d)`` (after the temporal model, before pooling)."""
         clips = check_clips(clips, self.frames)
@@ -121,3 +126,7 @@ class VideoSlowModel(SlowModel):
         check_int(frames, "frames", type_error=ValueError)
         self.frames = frames
         self.vision = SpaceTimePyramid(self.config, frames)
+
+    def hub_config(self) -> dict[str, Any]:
+        """The constructor's arguments (``from_pretrained`` rebuilds the model from them)."""
+        return {"config": self.config.to_dict(), "frames": self.frames}

@@ -52,7 +52,7 @@ def transfer_weights(source: torch.nn.Module, target: torch.nn.Module) -> tuple[
 def get_video_fast_model(
     world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
     temporal: str = "mean", init_from: str | Path | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """Fast for clips (``temporal`` pooling): loaded from ``checkpoint`` if it matches, else
     trained with :func:`~fastslow_lib.fast.training.train_fast` and saved.
@@ -79,13 +79,15 @@ def get_video_fast_model(
 
     parents = {"image_model": init_from} if init_from is not None else None
     model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
-                                         device=device)
+                                         device=device,
+                                         may_train=may_train, rebuild_hint=rebuild_hint)
     return model, extra["history"], loaded
 
 
 def get_video_slow_model(
     world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
     init_from: str | Path | None = None, device: torch.device | str = "cpu",
+    may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """Slow for clips: loaded from ``checkpoint`` if it matches, else trained and saved.
 
@@ -108,5 +110,6 @@ def get_video_slow_model(
 
     parents = {"image_model": init_from} if init_from is not None else None
     model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
-                                         device=device)
+                                         device=device,
+                                         may_train=may_train, rebuild_hint=rebuild_hint)
     return model, extra["history"], loaded

@@ -1,0 +1,427 @@
+"""The release models: trained once at full budget, committed, loaded by the notebooks.
+
+A notebook can afford about a minute of training per model on a laptop: enough to watch the
+loss fall, not enough for the paper's effects to appear. So the course ships **release models**
+trained at full budget (:class:`~fastslow_lib.config.training.ReleaseBudgets`, a preset's
+``release``), one Hugging Face model folder each under ``data/release/`` (``config.json`` +
+``model.safetensors`` + ``training.json``), listed in ``data/release/MANIFEST.json`` with the
+sha256 of every file, the budget, the training seconds, the machine and the validation figures.
+
+* :func:`release_model` is what a notebook calls: the release model, its files checked against
+  the manifest (a missing or altered file is a clear error naming it and how to rebuild it).
+  With ``FASTSLOW_TRAIN=full`` it trains the model at the release budget instead (under
+  ``checkpoints/full-<preset>/``), for a reproducer who wants to see it happen.
+* :func:`reproduce` (``make reproduce``) trains every release model from scratch into the
+  release folder, skipping a model whose folder already matches its config and parents
+  (so it resumes across sittings), and writes the manifest.
+
+Every model comes from the library's one getter for it (so one load-or-train:
+:func:`fastslow_lib.core.cache.load_or_train`); a child's key holds its parents' weight hashes.
+``Model.from_pretrained("data/release/NAME")`` loads a folder without any of this.
+
+Taught in notebooks/01_fast.ipynb (section "Release models"); every later notebook uses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastslow_lib.config.presets import Preset, get_preset
+from fastslow_lib.config.training import ReleaseBudgets
+from fastslow_lib.core.checkpoint import (
+    CONFIG_NAME,
+    TRAINING_NAME,
+    WEIGHTS_NAME,
+    read_metadata,
+)
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.data.clips import ClipWorld, load_clip_world
+from fastslow_lib.data.datasets import RetrievalProtocol
+from fastslow_lib.data.world import World, load_world
+from fastslow_lib.distill import get_distilled_model
+from fastslow_lib.fast.evaluate import retrieval_report
+from fastslow_lib.fast.training import get_fast_model
+from fastslow_lib.slow.matching import get_matching_model, mine_hard_negatives
+from fastslow_lib.slow.scoring import slow_scores
+from fastslow_lib.slow.training import get_slow_model
+from fastslow_lib.video.training import get_video_fast_model, get_video_slow_model
+
+__all__ = ["MANIFEST_NAME", "RELEASES", "ReleaseSpec", "Releases", "manifest",
+           "release_dir", "release_model", "reproduce", "train_mode", "verify_release"]
+
+MANIFEST_NAME = "MANIFEST.json"
+FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINING_NAME)
+#: ``FASTSLOW_TRAIN``: ``release`` (default: load the committed models) or ``full`` (train them
+#: at the release budget on this machine).
+TRAIN_MODES = ("release", "full")
+#: Validation queries a Slow-type model scores against the whole validation gallery.
+SLOW_VAL_QUERIES = 100
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """One release model: its name (= folder), what it is, where it is taught, its parents."""
+
+    name: str
+    what: str
+    notebook: str
+    parents: tuple[str, ...] = ()
+    #: ``fast`` (scored by embeddings) or ``slow`` (scored pair by pair).
+    kind: str = "fast"
+    clips: bool = False
+
+
+#: Every release model, parents before children (the order ``make reproduce`` trains them in).
+RELEASES: dict[str, ReleaseSpec] = {s.name: s for s in (
+    ReleaseSpec("fast", "the Fast dual encoder", "01_fast"),
+    ReleaseSpec("slow", "the Slow captioner (two upsampling steps, both directions)",
+                "02_slow", kind="slow"),
+    ReleaseSpec("fast_distilled", "Fast distilled from Slow", "03_distill",
+                ("fast", "slow")),
+    ReleaseSpec("video_fast_mean", "video Fast, mean over frames", "05_video", ("fast",),
+                clips=True),
+    ReleaseSpec("video_fast_transformer", "video Fast, a transformer over frames", "05_video",
+                ("fast",), clips=True),
+    ReleaseSpec("video_slow", "video Slow (space-time pyramid)", "05_video", ("slow",),
+                kind="slow", clips=True),
+    ReleaseSpec("slow_forward_only", "ablation: Slow with the forward decoder only", "02_slow",
+                kind="slow"),
+    ReleaseSpec("slow_coarse_only", "ablation: Slow without upsampling (stride 32 only)",
+                "02_slow", kind="slow"),
+    ReleaseSpec("itm", "baseline: image-text matching head on Slow's trunk", "02_slow",
+                ("fast",), kind="slow"),
+)}
+
+#: What the ablations change in the preset's Slow model.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "slow_forward_only": {"bidirectional": False},
+    "slow_coarse_only": {"layer_strides": (32, 32, 32)},
+}
+
+
+def train_mode() -> str:
+    """``$FASTSLOW_TRAIN`` (default ``release``); anything else is a clear error."""
+    mode = os.environ.get("FASTSLOW_TRAIN", "release").strip() or "release"
+    if mode not in TRAIN_MODES:
+        raise ValueError(f"FASTSLOW_TRAIN={mode!r} is not one of {TRAIN_MODES}: 'release' loads "
+                         "the committed release models, 'full' trains them at full budget")
+    return mode
+
+
+def release_dir(preset: Preset, mode: str = "release") -> Path:
+    """Where ``preset``'s release models live: ``data/release`` for ``cpu`` (committed),
+    ``checkpoints/release-<preset>`` for other presets; ``checkpoints/full-<preset>`` in
+    ``full`` mode. ``$FASTSLOW_RELEASE_DIR`` overrides the release folder."""
+    if mode == "full":
+        return repo_root() / "checkpoints" / f"full-{preset.name}"
+    env = os.environ.get("FASTSLOW_RELEASE_DIR", "").strip()
+    if env:
+        return Path(env)
+    if preset.name == "cpu":
+        return repo_root() / "data" / "release"
+    return repo_root() / "checkpoints" / f"release-{preset.name}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest(root: str | Path) -> dict[str, Any]:
+    """The release manifest in ``root`` (``{"models": {}}`` when there is none yet)."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        return {"models": {}}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): restore it with "
+                         f"`git checkout -- {path}` or rebuild it with `make reproduce`") from err
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ValueError(f"{path} has no 'models' table: restore it with `git checkout` "
+                         "or rebuild it with `make reproduce`")
+    return data
+
+
+def _rebuild_hint(name: str, root: Path) -> str:
+    return (f"restore the committed files with `git checkout -- {_show(root / name)}` or "
+            f"rebuild the model with `make reproduce ONLY={name}`")
+
+
+def _show(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(repo_root()))
+    except (ValueError, FileNotFoundError):
+        return str(path)
+
+
+def verify_release(name: str, root: str | Path) -> dict[str, Any]:
+    """The manifest entry of release model ``name`` after checking every file's sha256.
+
+    A model the manifest does not list, a missing file or an altered one raises
+    (FileNotFoundError / ValueError) naming the file and how to restore or rebuild it.
+    """
+    if name not in RELEASES:
+        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+    root = Path(root)
+    entry = manifest(root)["models"].get(name)
+    hint = _rebuild_hint(name, root)
+    if entry is None:
+        raise FileNotFoundError(f"release model {name!r} is not in {_show(root / MANIFEST_NAME)}:"
+                                f" {hint}")
+    for fname, digest in entry["sha256"].items():
+        path = root / name / fname
+        if not path.is_file():
+            raise FileNotFoundError(f"release model {name!r}: {_show(path)} is missing; {hint}")
+        actual = _sha256(path)
+        if actual != digest:
+            raise ValueError(f"release model {name!r}: {_show(path)} was altered (sha256 "
+                             f"{actual[:12]}..., the manifest says {digest[:12]}...); {hint}")
+    return entry
+
+
+@dataclass
+class Releases:
+    """The release models of one preset on one device: load, train and describe them.
+
+    ``Releases(preset)`` in a notebook; :func:`release_model` is the one-call form. ``mode``
+    is ``release`` (load only) or ``full`` (train at the release budget when missing).
+    """
+
+    preset: Preset = field(default_factory=get_preset)
+    device: torch.device = field(default_factory=pick_device)
+    mode: str = field(default_factory=train_mode)
+    root: Path | None = None
+    world: World | None = None
+    _models: dict[str, tuple[torch.nn.Module, dict, bool]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.mode not in TRAIN_MODES:
+            raise ValueError(f"mode must be one of {TRAIN_MODES}, got {self.mode!r}")
+        self.root = Path(self.root) if self.root is not None else release_dir(self.preset,
+                                                                               self.mode)
+        if self.world is None:
+            self.world = load_world(self.preset.world)
+
+    @property
+    def budgets(self) -> ReleaseBudgets:
+        """The release budgets of the preset."""
+        return self.preset.release_budgets()
+
+    @cached_property
+    def tokenizer(self):
+        """The image world's tokenizer."""
+        return self.world.tokenizer()  # type: ignore[union-attr]
+
+    @cached_property
+    def clips(self) -> ClipWorld:
+        """The clip world of notebook 05 (loaded when a video model is asked for)."""
+        return load_clip_world(self.preset.clips)
+
+    def folder(self, name: str) -> Path:
+        """The model folder of release model ``name``."""
+        return self.root / name  # type: ignore[operator]
+
+    def get(self, name: str) -> tuple[torch.nn.Module, dict, bool]:
+        """``(model, history, loaded)`` of release model ``name`` (see the module docstring)."""
+        if name not in RELEASES:
+            raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+        if name not in self._models:
+            may_train = self.mode == "full"
+            if not may_train:
+                verify_release(name, self.root)  # type: ignore[arg-type]
+            for parent in RELEASES[name].parents:
+                self.get(parent)
+            self._models[name] = self._load_or_train(name, may_train)
+        return self._models[name]
+
+    def _load_or_train(self, name: str, may_train: bool) -> tuple[torch.nn.Module, dict, bool]:
+        p, b = self.preset, self.budgets
+        kw = {"device": self.device, "may_train": may_train,
+              "rebuild_hint": _rebuild_hint(name, self.root)}  # type: ignore[arg-type]
+        world, tok, out = self.world, self.tokenizer, self.folder(name)
+        if name == "fast":
+            return get_fast_model(world, tok, p.fast_model, b.fast_train, out, **kw)
+        if name == "slow":
+            return get_slow_model(world, tok, p.slow_model, b.slow_train, out, **kw)
+        if name in ABLATIONS:
+            return get_slow_model(world, tok, {**p.slow_model, **ABLATIONS[name]}, b.slow_train,
+                                  out, **kw)
+        if name == "itm":
+            negatives = self.itm_negatives()
+            return get_matching_model(world, tok, p.slow_model, b.slow_train, out, negatives,
+                                      **kw)
+        if name == "fast_distilled":
+            fast, slow = self.get("fast")[0], self.get("slow")[0]
+            cache = repo_root() / "checkpoints" / "release-cache"
+            paths = {"fast": self.folder("fast"), "slow": self.folder("slow"), "student": out,
+                     "teacher_scores": cache / f"teacher_scores_{p.name}.safetensors"}
+            model, info, loaded = get_distilled_model(
+                world, tok, p, fast, slow, cache, train_cfg=b.fast_train, distill_cfg=b.distill,
+                paths=paths, **kw)  # type: ignore[arg-type]
+            return model, {**info["history"], "teacher_seconds": info.get("teacher_seconds")}, \
+                loaded
+        if name.startswith("video_fast_"):
+            return get_video_fast_model(self.clips, self.clips.tokenizer(), b.video, out,
+                                        temporal=name.removeprefix("video_fast_"),
+                                        init_from=self.folder("fast"), **kw)
+        if name == "video_slow":
+            return get_video_slow_model(self.clips, self.clips.tokenizer(), b.video, out,
+                                        init_from=self.folder("slow"), **kw)
+        raise AssertionError(name)
+
+    def itm_negatives(self) -> np.ndarray:
+        """Each training caption's hard negatives, mined by the release Fast model."""
+        fast = self.get("fast")[0]
+        return mine_hard_negatives(fast, self.tokenizer, self.world.train, k=8,  # type: ignore[union-attr]
+                                   max_len=self.budgets.fast_train.max_len, device=self.device)
+
+    def validation(self, name: str) -> dict[str, float]:
+        """The validation figures the manifest keeps for ``name`` (a rerun should match them).
+
+        Fast-type models: validation R@1 after the last epoch (from the training history);
+        Slow-type models: R@1 of :data:`SLOW_VAL_QUERIES` validation queries against the whole
+        validation gallery. Both also give the final training loss.
+        """
+        spec = RELEASES[name]
+        model, history, _ = self.get(name)
+        out = {"final_loss": round(float(history["final_loss"]), 4)}
+        if spec.kind == "fast":
+            out["val_R@1"] = round(float(history["val_R@1"][-1]), 2)
+            return out
+        split = self.clips.val if spec.clips else self.world.val  # type: ignore[union-attr]
+        tok = self.clips.tokenizer() if spec.clips else self.tokenizer
+        val = RetrievalProtocol.from_split(split)
+        val = val.restrict(val.query_subset(min(SLOW_VAL_QUERIES, len(val.queries)), seed=0))
+        scores = slow_scores(model, tok, val.queries, val.gallery, device=self.device,
+                             max_len=self.budgets.slow_train.max_len)
+        out[f"val_R@1_{len(val.queries)}q"] = round(retrieval_report(scores, val)["R@1"], 2)
+        return out
+
+
+def release_model(name: str, preset: Preset | None = None, *,
+                  device: torch.device | str | None = None, world: World | None = None,
+                  ) -> tuple[torch.nn.Module, dict, dict | None]:
+    """Release model ``name`` for a notebook: ``(model, history, manifest entry)``.
+
+    Loaded from ``data/release/NAME`` after checking its files against the manifest; with
+    ``FASTSLOW_TRAIN=full``, trained at the release budget instead (the entry is then None).
+    """
+    rel = Releases(preset or get_preset(), pick_device(device) if device is not None
+                   else pick_device(), world=world)
+    model, history, _ = rel.get(name)
+    entry = manifest(rel.root)["models"].get(name) if rel.mode == "release" else None  # type: ignore[arg-type]
+    return model, history, entry
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo_root(),
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "fastslow_lib"],
+                               cwd=repo_root(), capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out + ("+changes" if dirty else "")
+
+
+def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
+    spec = RELEASES[name]
+    folder = rel.folder(name)
+    meta = read_metadata(folder)
+    _, history, _ = rel.get(name)
+    train = meta["config"]["train"]
+    return {
+        "what": spec.what,
+        "notebook": spec.notebook,
+        "class": meta["model_class"],
+        "parents": {p: _sha256(rel.folder(p) / WEIGHTS_NAME) for p in spec.parents},
+        "key": meta["config"],
+        "budget": {"epochs": train["epochs"], "batch_size": train["batch_size"],
+                   "steps": history["steps"], "pairs_seen": history["steps"] * train["batch_size"],
+                   "seed": train["seed"]},
+        "training_seconds": round(float(seconds if seconds is not None else history["seconds"]),
+                                  1),
+        "teacher_seconds": (round(history["teacher_seconds"], 1)
+                            if history.get("teacher_seconds") is not None else None),
+        "device": describe_device(rel.device),
+        "machine": machine_name(),
+        "commit": _git_commit(),
+        "torch": torch.__version__,
+        "date": dt.date.today().isoformat(),
+        "validation": rel.validation(name),
+        "sha256": {f: _sha256(folder / f) for f in FILES},
+    }
+
+
+def _write_manifest(root: Path, data: dict[str, Any]) -> None:
+    path = root / MANIFEST_NAME
+    tmp = path.with_name(f".{path.name}.tmp")
+    models = {n: data["models"][n] for n in RELEASES if n in data["models"]}
+    total = sum((root / n / WEIGHTS_NAME).stat().st_size for n in models)
+    text = json.dumps({**data, "models": models, "total_weight_bytes": total}, indent=1)
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
+def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, *,
+              device: torch.device | str | None = None, root: str | Path | None = None,
+              log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train every release model (or ``names``) at full budget into the release folder.
+
+    A model whose folder matches its config and parents is kept (resuming across sittings);
+    the manifest is rewritten after each model. Returns the manifest.
+    """
+    preset = preset or get_preset()
+    wanted = list(RELEASES) if names is None else list(names)
+    unknown = sorted(set(wanted) - set(RELEASES))
+    if unknown:
+        raise ValueError(f"unknown release models {unknown}; expected some of {sorted(RELEASES)}")
+    rel = Releases(preset, pick_device(device) if device is not None else pick_device(),
+                   mode="full", root=Path(root) if root is not None else release_dir(preset))
+    rel.root.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    data = manifest(rel.root)  # type: ignore[arg-type]
+    data.update({"preset": preset.name, "budgets": rel.budgets.to_dict(),
+                 "world": preset.world.key()})
+    log(f"release models of preset {preset.name!r} in {_show(rel.root)} "  # type: ignore[arg-type]
+        f"on {describe_device(rel.device)} ({machine_name()})")
+    for name in wanted:
+        start = time.perf_counter()
+        _, history, loaded = rel.get(name)
+        old = data["models"].get(name)
+        keep = loaded and old is not None and _files_match(rel.root, name, old)  # type: ignore[arg-type]
+        if not keep:
+            data["models"][name] = _entry(rel, name, None if loaded else history["seconds"])
+            _write_manifest(rel.root, data)  # type: ignore[arg-type]
+        entry = data["models"][name]
+        log(f"{name:24s} {'kept' if keep else ('loaded' if loaded else 'trained')} in "
+            f"{time.perf_counter() - start:6.0f} s; training {entry['training_seconds']:.0f} s; "
+            f"validation {entry['validation']}")
+    _write_manifest(rel.root, data)  # type: ignore[arg-type]
+    return data
+
+
+def _files_match(root: Path, name: str, entry: dict[str, Any]) -> bool:
+    try:
+        verify_release(name, root)
+    except (FileNotFoundError, ValueError):
+        return False
+    return bool(entry)

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Train the release models at full budget (`make reproduce`): resumable, one model at a time.
+
+Every release model of the preset (default ``cpu``: the committed ``data/release/``) is trained
+from scratch, parents before children, unless its folder already matches its config and
+parents; ``data/release/MANIFEST.json`` is rewritten after each model, so an interrupted run
+resumes where it stopped. Progress bars show each model's training.
+
+    python scripts/reproduce.py                 # every release model
+    python scripts/reproduce.py --only fast     # one (its parents are loaded or trained first)
+    python scripts/reproduce.py --list          # what there is, and what the manifest says
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.seed import seed_everything
+from fastslow_lib.course.release import RELEASES, manifest, release_dir, reproduce
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=None, help="preset (default: $FASTSLOW_PRESET or cpu)")
+    parser.add_argument("--only", nargs="*", default=None, choices=sorted(RELEASES),
+                        metavar="NAME", help=f"models to (re)build, of {sorted(RELEASES)}")
+    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--list", action="store_true", help="list the release models and exit")
+    args = parser.parse_args(argv)
+    preset = get_preset(args.preset)
+    if args.list:
+        models = manifest(release_dir(preset))["models"]
+        for name, spec in RELEASES.items():
+            e = models.get(name)
+            state = (f"{e['training_seconds']:.0f} s on {e['machine']}; {e['validation']}"
+                     if e else "not built")
+            print(f"{name:24s} {spec.what} ({spec.notebook}): {state}")
+        return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(0)
+    start = time.perf_counter()
+    reproduce(args.only or None, preset, device=args.device)
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
