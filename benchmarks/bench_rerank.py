@@ -39,12 +39,11 @@ from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.timing import StageTimer, synchronize
+from fastslow_lib.course.release import release_model
 from fastslow_lib.data import generate_distractors, load_world
 from fastslow_lib.fast.evaluate import embed_images
 from fastslow_lib.fast.index import VectorIndex
-from fastslow_lib.fast.training import get_fast_model
 from fastslow_lib.rerank import SlowGallery, rerank
-from fastslow_lib.slow.training import get_slow_model
 
 
 def main() -> None:
@@ -67,13 +66,10 @@ def main() -> None:
     world = load_world(preset.world)
     tok = world.tokenizer()
     root = repo_root()
-    fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,
-                                root / f"checkpoints/fast_{preset.name}.safetensors",
-                                device=device)
-    slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
-                                root / f"checkpoints/slow_{preset.name}.safetensors",
-                                device=device)
-    max_len = preset.fast_train.max_len
+    # The release models (data/release/; FASTSLOW_TRAIN=full trains them at the release budget).
+    fast, _, _ = release_model("fast", preset, device=device, world=world)
+    slow, _, _ = release_model("slow", preset, device=device, world=world)
+    max_len = preset.release_budgets().fast_train.max_len
     test = world.test
     extra_n = max(args.sizes) - len(test)
     extra = generate_distractors(world.config, extra_n)[0] if extra_n > 0 else test.images[:0]

@@ -6,8 +6,9 @@ the bottom layer up; each part imports only the parts listed before it (an impor
 contract in pyproject.toml, checked by ``make test``):
 
 * ``config``: presets, the world's and clips' configs, training budgets (every notebook);
-* ``core``: seeds, devices, progress bars, metrics, timing, checkpoints, ``load_or_train``, and
-  ``fit``, the one training loop (notebooks 00 and 01);
+* ``core``: seeds, devices, progress bars, metrics, timing, checkpoints (Hugging Face model
+  folders, ``from_pretrained``), ``load_or_train``, and ``fit``, the one training loop
+  (notebooks 00 and 01);
 * ``data``: the embedded world, its clips, datasets, the tokenizer, real-data loaders
   (notebooks/00_data.ipynb, 05, 06);
 * ``fast``: the dual encoder, InfoNCE, training, evaluation, the vector index
@@ -16,7 +17,8 @@ contract in pyproject.toml, checked by ``make test``):
   grounding (notebooks/02_slow.ipynb);
 * ``distill`` (notebooks/03_distill.ipynb) and ``rerank`` (notebooks/04_rerank.ipynb);
 * ``video`` (notebooks/05_video.ipynb) and ``scale`` (notebooks/06_demo_and_scale.ipynb);
-* ``course``: the results file, the claims table, exercise checkers, the search widget.
+* ``course``: the release models (``release``: verified loading, ``make reproduce``), the
+  results file, the claims table, exercise checkers, the search widget.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU figures of the course (issue 5): run once on a GPU machine from the repo root, with
-# checkpoints/fast_cpu.* and slow_cpu.* present; writes results/*_gpu*.json (or to $OUT).
+# the release models of data/release/ present (committed); writes results/*_gpu*.json (or to $OUT).
 OUT=${OUT:-results}
 export PYTHONPATH=$PWD HF_HUB_OFFLINE=1 FASTSLOW_PROGRESS=0 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv

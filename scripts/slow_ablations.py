@@ -1,26 +1,26 @@
 #!/usr/bin/env python3
-"""The Slow ablations of notebook 02 at the full budget: writes results/slow_ablations.json.
+"""The Slow ablations of notebook 02, scored on the release models: results/slow_ablations.json.
 
-Each variant changes one thing in the preset's Slow model and is trained with exactly the main
-model's budget (``preset.slow_train``: the same epochs, batch, learning rate and seed):
+Each variant changes one thing in the preset's Slow model and was trained by ``make reproduce``
+with exactly the main model's release budget (``preset.release.slow_train``: the same epochs,
+batch, learning rate and seed):
 
-* upsampling: decoder layers on pyramid levels (32, 16, 8) (two steps: the main model),
-  (32, 16, 16) (one step) and (32, 32, 32) (none);
-* direction: a forward-only captioner against the bidirectional main model;
-* objective: an ITM model (:class:`~fastslow_lib.slow.model.MatchingModel`, the same pyramid
-  and one decoder trunk of the same size) trained with binary cross-entropy on matching pairs and
-  hard negatives mined by Fast (``fastslow_lib.slow.matching``), against the captioners.
+* upsampling: decoder layers on pyramid levels (32, 16, 8) (two steps: the main model, release
+  ``slow``) against (32, 32, 32) (none: ``slow_coarse_only``);
+* direction: a forward-only captioner (``slow_forward_only``) against the bidirectional one;
+* objective: an ITM model (``itm``: :class:`~fastslow_lib.slow.model.MatchingModel`, the same
+  pyramid and one decoder trunk of the same size) trained with binary cross-entropy on matching
+  pairs and hard negatives mined by the release Fast (``fastslow_lib.slow.matching``).
 
-Every model is scored on the notebook's protocols: the same 200 test queries against all 1,000
-test images (exhaustive), 200 small-object queries against a 100-image small-split gallery
-(``RetrievalProtocol.sub_gallery``, seed 0), and the compositional probe. Checkpoints go to
-``checkpoints/`` (load-if-present, so a rerun only re-scores). Notebook 02 shows the table and
-checks that it was made for the current configuration.
+Every model, and the release Fast for reference, is scored on the notebook's protocols: the same
+200 test queries against all 1,000 test images (exhaustive), 200 small-object queries against a
+100-image small-split gallery (``RetrievalProtocol.sub_gallery``, seed 0), and the compositional
+probe. Each row keeps the sha256 of the weights it scored; notebook 02 checks them against the
+release manifest.
 
     python scripts/slow_ablations.py [--preset cpu] [--threads 2]
 
-About 20 minutes on 2 cores (five trainings of 2.5 to 4.5 minutes, the main model's included,
-and scoring); a few minutes when the checkpoints exist.
+A few minutes on 2 cores (scoring only; the models come from data/release/).
 """
 
 from __future__ import annotations
@@ -36,20 +36,23 @@ import torch
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.fast.evaluate import probe_accuracy, retrieval_report
-from fastslow_lib.fast.training import get_fast_model
-from fastslow_lib.slow.matching import get_matching_model, mine_hard_negatives
+from fastslow_lib.course.release import Releases, manifest
+from fastslow_lib.data import RetrievalProtocol
+from fastslow_lib.fast.evaluate import (
+    fast_pair_scorer,
+    fast_scores,
+    probe_accuracy,
+    retrieval_report,
+)
 from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
-from fastslow_lib.slow.training import get_slow_model
 
-#: Variant name -> (checkpoint tag, SlowConfig overrides on top of the preset's; None: ITM).
-VARIANTS: dict[str, tuple[str, dict | None]] = {
-    "two steps (32, 16, 8), bidirectional": ("main", {}),
-    "one step (32, 16, 16), bidirectional": ("one_step", {"layer_strides": (32, 16, 16)}),
-    "none (32, 32, 32), bidirectional": ("none", {"layer_strides": (32, 32, 32)}),
-    "two steps, forward only": ("forward_only", {"bidirectional": False}),
-    "ITM, two steps, one trunk": ("itm", None),
+#: Row name -> release model.
+VARIANTS: dict[str, str] = {
+    "two steps (32, 16, 8), bidirectional": "slow",
+    "none (32, 32, 32), bidirectional": "slow_coarse_only",
+    "two steps, forward only": "slow_forward_only",
+    "ITM, two steps, one trunk": "itm",
+    "Fast (release)": "fast",
 }
 
 
@@ -66,15 +69,20 @@ def ablation_protocols(world, n_queries: int) -> dict[str, RetrievalProtocol]:
 def evaluate(model, tok, world, protocols, max_len: int, device) -> dict[str, float]:
     """Test R@1/5/10 and consistent@1, small-split R@1, probe accuracy (overall and per kind)."""
     out: dict[str, float] = {}
+    fast = hasattr(model, "encode_text")
     for name, prot in protocols.items():
-        scores = slow_scores(model, tok, prot.queries, prot.gallery, max_len=max_len,
-                             device=device)
+        if fast:
+            scores = fast_scores(model, tok, prot, max_len=max_len, device=device)
+        else:
+            scores = slow_scores(model, tok, prot.queries, prot.gallery, max_len=max_len,
+                                 device=device)
         report = retrieval_report(scores, prot)
         keys = ("R@1", "R@5", "R@10", "consistent@1") if name == "test" else ("R@1",)
         out.update({f"{name}_{k}": round(report[k], 2) for k in keys})
-    probe = probe_accuracy(
-        lambda t, i: slow_pair_scores(model, tok, list(t), i, max_len=max_len, device=device),
-        world.probe)
+    scorer = (fast_pair_scorer(model, tok, max_len=max_len, device=device) if fast else
+              lambda t, i: slow_pair_scores(model, tok, list(t), i, max_len=max_len,
+                                            device=device))
+    probe = probe_accuracy(scorer, world.probe)
     out.update({k: round(v, 2) for k, v in probe.items()})
     return out
 
@@ -84,40 +92,28 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--only", nargs="*", default=None, choices=sorted(VARIANTS),
-                        help="run these variants; keep the others' rows from the existing file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device()
     preset = get_preset(args.preset)
-    world = load_world(preset.world)
-    tok = world.tokenizer()
-    cfg = preset.slow_train
-    ckpt = repo_root() / "checkpoints"
+    rel = Releases(preset, device, mode="release")
+    world, tok = rel.world, rel.tokenizer
+    cfg = preset.release_budgets().slow_train
     protocols = ablation_protocols(world, preset.slow_queries)
-    fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,
-                                ckpt / f"fast_{preset.name}.safetensors", device=device)
-    path_out = args.out or repo_root() / "results" / "slow_ablations.json"
+    released = manifest(rel.root)["models"]
     results: dict[str, dict] = {}
-    if args.only is not None and path_out.exists():
-        results = dict(json.loads(path_out.read_text())["results"])
-    for name, (tag, over) in VARIANTS.items():
-        if args.only is not None and name not in args.only:
+    missing = [release for release in VARIANTS.values() if release not in released]
+    for name, release in VARIANTS.items():
+        if release in missing:
+            print(f"{name}: no release model {release!r} yet (make reproduce ONLY={release})")
             continue
         t0 = time.perf_counter()
-        path = ckpt / (f"slow_{preset.name}.safetensors" if tag == "main"
-                       else f"slow_{preset.name}_ablation_{tag}.safetensors")
-        if over is None:
-            negatives = mine_hard_negatives(fast, tok, world.train, k=8,
-                                            max_len=preset.fast_train.max_len, device=device)
-            model, history, loaded = get_matching_model(
-                world, tok, preset.slow_model, cfg, path, negatives, device=device)
-        else:
-            model, history, loaded = get_slow_model(world, tok, {**preset.slow_model, **over},
-                                                    cfg, path, device=device)
+        model, history, _ = rel.get(release)
         metrics = evaluate(model, tok, world, protocols, cfg.max_len, device)
-        results[name] = {"overrides": over, "parameters": model.num_parameters(),
-                         "train_seconds": round(history["seconds"], 1), "loaded": loaded,
+        results[name] = {"release": release,
+                         "sha256": released[release]["sha256"]["model.safetensors"],
+                         "parameters": model.num_parameters(),
+                         "train_seconds": round(history["seconds"], 1),
                          "final_loss": round(history["final_loss"], 4), **metrics}
         if "final_matching_loss" in history:
             results[name]["final_matching_loss"] = round(history["final_matching_loss"], 4)
@@ -133,9 +129,10 @@ def main() -> None:
                               f"{len(protocols['test'].gallery)} images (exhaustive)",
                       "small100": f"{len(protocols['small100'].queries)} small-object queries x "
                                   f"{len(protocols['small100'].gallery)} images"},
-        "results": {name: results[name] for name in VARIANTS if name in results},
+        "results": results,
+        "not_built": missing,
     }
-    path = path_out
+    path = args.out or repo_root() / "results" / "slow_ablations.json"
     path.write_text(json.dumps(out, indent=1, default=list) + "\n")
     print(f"wrote {path}")
 

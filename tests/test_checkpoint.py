@@ -232,3 +232,40 @@ def test_cached_arrays_load_if_present(tmp_path):
         cached_arrays(path, {"k": 2}, compute)
     with pytest.raises(TypeError, match="dict of numpy arrays"):
         cached_arrays(tmp_path / "x.safetensors", {}, lambda: {"a": [1, 2]})
+
+
+def test_a_folder_checkpoint_is_a_hugging_face_model_folder(tmp_path: Path):
+    from fastslow_lib.core.cache import file_fingerprint
+
+    torch.manual_seed(0)
+    model = DualEncoder(TINY)
+    folder = tmp_path / "fast"
+    weights = save_checkpoint(model, folder, {"model": TINY.to_dict()}, {"history": [1]})
+    assert weights == folder / "model.safetensors"
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors",
+                                                        "training.json"]
+    assert metadata_path(folder) == folder / "training.json" and checkpoint_exists(folder)
+    assert json.loads((folder / "config.json").read_text()) == {"config": TINY.to_dict()}
+    assert read_metadata(folder)["extra"] == {"history": [1]}
+    # from_pretrained needs nothing but the folder; the training code reads the same files.
+    for loaded in (DualEncoder.from_pretrained(folder),
+                   load_checkpoint(lambda cfg: DualEncoder(cfg["model"]), folder)):
+        for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert file_fingerprint(folder) == file_fingerprint(folder / "model.safetensors")
+    out = tmp_path / "pushed"
+    loaded.save_pretrained(out)  # the hub mixin's save: config.json + model.safetensors
+    again = DualEncoder.from_pretrained(out)
+    assert torch.equal(again.logit_scale, model.logit_scale)
+    with pytest.raises(ValueError, match="a folder .no suffix"):
+        save_checkpoint(model, tmp_path / "fast.pt", {})
+
+
+def test_tied_names_travel_in_the_weights_file_itself(tmp_path: Path):
+    model = Tied(seed=0)
+    path = save_checkpoint(model, tmp_path / "tied", {"dim": 4})
+    (tmp_path / "tied" / "training.json").unlink()  # the weights file alone must be enough
+    other = load_state(Tied(seed=1), path)
+    assert other.decoder.weight is other.encoder.weight
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(other(x), model(x))

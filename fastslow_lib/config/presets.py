@@ -87,7 +87,7 @@ PRESETS: dict[str, Preset] = {
         # Live demonstrations: about a minute of training each on 2 cores.
         fast_train=FastTrainConfig(epochs=3),
         slow_train=SlowTrainConfig(epochs=2),
-        distill=DistillConfig(start_epoch=1),
+        distill=DistillConfig(start_epoch=2),
         video=VideoSettings(
             FastTrainConfig(epochs=2, batch_size=64, val_queries=500),
             slow_train=SlowTrainConfig(epochs=2, batch_size=64),

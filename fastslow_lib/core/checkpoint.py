@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -45,7 +46,6 @@ __all__ = [
     "load_state",
     "metadata_path",
     "read_metadata",
-    "is_folder_checkpoint",
     "save_checkpoint",
     "save_weights",
     "weights_path",
@@ -79,11 +79,6 @@ def _weights_path(path: str | Path) -> Path:
             f"{WEIGHTS_SUFFIX!r} (the metadata goes beside it as .json), got {str(path)!r}"
         )
     return path
-
-
-def is_folder_checkpoint(path: str | Path) -> bool:
-    """True if ``path`` names a model folder (config.json, model.safetensors, training.json)."""
-    return _weights_path(path).name == WEIGHTS_NAME
 
 
 def weights_path(path: str | Path) -> Path:
@@ -295,11 +290,8 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
 
 def _header_aliases(path: Path) -> dict[str, str]:
     """The tied names :func:`save_weights` wrote into a safetensors header (``{}`` if none)."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
-    return json.loads(header.get("aliases", "{}"))
+        return json.loads((f.metadata() or {}).get("aliases", "{}"))
 
 
 def state_dict_problems(

@@ -16,12 +16,14 @@ Taught in notebooks/00_data.ipynb (the results file); every notebook records int
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.report import claims_table
+from fastslow_lib.course.release import RELEASES, manifest
+from fastslow_lib.course.report import claims_rows, claims_table
 from fastslow_lib.course.results import load_summary
 
 __all__ = ["BLOCKS", "fill_blocks", "generated_blocks", "update_readme"]
@@ -67,9 +69,72 @@ def _slow(summary: Mapping, _: Path) -> str:
     return "\n".join(rows)
 
 
+#: What each notebook builds (the course map's second column).
+NOTEBOOKS: dict[str, str] = {
+    "00_data": "the embedded world, tokenizer, retrieval metrics",
+    "01_fast": "dual encoder, InfoNCE, training (live demonstration and release model), the "
+               "probe, FAISS search",
+    "02_slow": "cross-attention captioner, gradual upsampling, bidirectional loss, batched "
+               "scoring, ablations, grounding",
+    "03_distill": "distilling Slow into Fast: look-alike groups, cached teacher scores, soft "
+                  "targets, the student, a sweep",
+    "04_rerank": "Fast top-K re-ranked by Slow; Recall@1 against K; timing cells; speed-up as "
+                 "the gallery grows to 10^4; Pareto plot",
+    "05_video": "clips of the embedded world; video Fast (mean pooling, temporal transformer) "
+                "and Slow (space-time cross-attention); the order probe; re-ranking clips",
+    "06_demo_and_scale": "search demo and widget; FAISS flat / IVF / HNSW / IVF-PQ at 10^5; "
+                         "sharding; costs projected to 10^9; real-data loaders on fixtures; "
+                         "`torchrun` training",
+}
+
+
+def _course(summary: Mapping, results_dir: Path) -> str:
+    times = json.loads((results_dir / "course_times.json").read_text())
+    rows = claims_rows(summary, results_dir)
+    lines = ["| notebook | builds | CPU time, release models present (2 cores) | claims met |",
+             "|---|---|---|---|"]
+    for name, builds in NOTEBOOKS.items():
+        mine = [r for r in rows if r["notebook"] == name]
+        met = (f"{sum(r['met'] is True for r in mine)} of {len(mine)}" if mine else "(none)")
+        seconds = times.get(f"{name}.ipynb")
+        shown = f"{seconds:.0f} s" if seconds is not None else "not run yet"
+        lines.append(f"| [{name}](notebooks/{name}.ipynb) | {builds} | {shown} | {met} |")
+    machine = summary.get("course", {}).get("machine", "this machine")
+    lines += ["", f"Whole course (`make course`, every notebook top to bottom with the live "
+              f"demonstrations trained): **{times['total'] / 60:.1f} minutes** on {machine} "
+              "(the course's target: 8 minutes, at most 12)."]
+    return "\n".join(lines)
+
+
+def _release(_: Mapping, __: Path) -> str:
+    data = manifest(repo_root() / "data" / "release")
+    models = data["models"]
+    lines = ["| release model | what | budget | training | validation | weights |",
+             "|---|---|---|---|---|---|"]
+    total = 0.0
+    for name, spec in RELEASES.items():
+        e = models.get(name)
+        if e is None:
+            lines.append(f"| `{name}` | {spec.what} | not built yet | | | |")
+            continue
+        b = e["budget"]
+        minutes = e["training_seconds"] / 60 + (e.get("teacher_seconds") or 0) / 60
+        total += minutes
+        size = (repo_root() / "data" / "release" / name / "model.safetensors").stat().st_size
+        val = ", ".join(f"{k} {v:g}" for k, v in e["validation"].items())
+        lines.append(f"| `{name}` | {spec.what} | {b['epochs']} epochs x {b['batch_size']} "
+                     f"({b['steps']:,} steps) | {minutes:.1f} min | {val} | {size / 1e6:.1f} MB |")
+    machines = sorted({e["machine"] for e in models.values()})
+    lines += ["", f"`make reproduce` from scratch: **{total:.0f} minutes** of training on "
+              f"{'; '.join(machines) or 'no machine yet'}; all weights together "
+              f"{data.get('total_weight_bytes', 0) / 1e6:.1f} MB."]
+    return "\n".join(lines)
+
+
 #: Block name -> how to make its text from the summary and the results folder.
 BLOCKS: dict[str, Callable[[Mapping, Path], str]] = {"claims": _claims, "fast": _fast,
-                                                      "slow": _slow}
+                                                      "slow": _slow, "course": _course,
+                                                      "release": _release}
 
 
 def generated_blocks(results_dir: str | Path | None = None) -> dict[str, str]:

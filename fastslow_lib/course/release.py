@@ -324,11 +324,16 @@ def release_model(name: str, preset: Preset | None = None, *,
     Loaded from ``data/release/NAME`` after checking its files against the manifest; with
     ``FASTSLOW_TRAIN=full``, trained at the release budget instead (the entry is then None).
     """
-    rel = Releases(preset or get_preset(), pick_device(device) if device is not None
-                   else pick_device(), world=world)
+    rel = Releases(preset or get_preset(), _device(device), world=world)
     model, history, _ = rel.get(name)
     entry = manifest(rel.root)["models"].get(name) if rel.mode == "release" else None  # type: ignore[arg-type]
     return model, history, entry
+
+
+def _device(device: torch.device | str | None) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    return pick_device(device)
 
 
 def _git_commit() -> str:
@@ -395,8 +400,8 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
     unknown = sorted(set(wanted) - set(RELEASES))
     if unknown:
         raise ValueError(f"unknown release models {unknown}; expected some of {sorted(RELEASES)}")
-    rel = Releases(preset, pick_device(device) if device is not None else pick_device(),
-                   mode="full", root=Path(root) if root is not None else release_dir(preset))
+    rel = Releases(preset, _device(device), mode="full",
+                   root=Path(root) if root is not None else release_dir(preset))
     rel.root.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     data = manifest(rel.root)  # type: ignore[arg-type]
     data.update({"preset": preset.name, "budgets": rel.budgets.to_dict(),

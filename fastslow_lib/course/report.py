@@ -43,12 +43,18 @@ def _get(summary: Summary, section: str, *keys: str) -> Any:
 
 def _slow_vs_fast_r1(s: Summary, _: Mapping) -> tuple[str, bool]:
     slow, fast = _get(s, "02_slow", "slow_test_R@1"), _get(s, "02_slow", "fast_same_queries_R@1")
-    return f"R@1 Slow {slow:.1f} vs Fast {fast:.1f} ({slow - fast:+.1f})", slow - fast >= 15
+    ceiling = s.get("02_slow", {}).get("oracle_R@1_same_queries")
+    room = (f"; the ceiling on these queries is {ceiling:.1f}, so Fast leaves room for "
+            f"{ceiling - fast:+.1f}" if ceiling is not None else "")
+    return f"R@1 Slow {slow:.1f} vs Fast {fast:.1f} ({slow - fast:+.1f}){room}", slow - fast >= 15
 
 
 def _slow_vs_fast_probe(s: Summary, _: Mapping) -> tuple[str, bool]:
     slow, fast = _get(s, "02_slow", "slow_probe"), _get(s, "02_slow", "fast_probe")
-    return f"probe Slow {slow:.1f} vs Fast {fast:.1f}", slow >= 98 and slow > fast
+    pos, fast_pos = _get(s, "02_slow", "slow_probe_position"), _get(s, "02_slow",
+                                                                    "fast_probe_position")
+    return (f"probe Slow {slow:.1f} (position {pos:.1f}) vs Fast {fast:.1f} (position "
+            f"{fast_pos:.1f})"), slow >= 95 and pos >= 90 and slow > fast
 
 
 def _ablation(name: str) -> Callable[[Mapping], dict]:
@@ -64,19 +70,25 @@ def _ablation(name: str) -> Callable[[Mapping], dict]:
 def _upsampling(_: Summary, extra: Mapping) -> tuple[str, bool]:
     full, none = _ablation("two steps (32, 16, 8)")(extra), _ablation("none")(extra)
     a, b = full["small100_R@1"], none["small100_R@1"]
-    return f"small objects R@1: two steps {a:.1f} vs coarse only {b:.1f}", a > b
+    t = full["test_R@1"] - none["test_R@1"]
+    return (f"small objects R@1: two steps {a:.1f} vs coarse only {b:.1f} ({a - b:+.1f}); "
+            f"test R@1 {t:+.1f}"), a > b
 
 
 def _bidirectional(_: Summary, extra: Mapping) -> tuple[str, bool]:
     both, fwd = _ablation("two steps (32, 16, 8)")(extra), _ablation("two steps, forward")(extra)
     a, b = both["test_R@1"], fwd["test_R@1"]
-    return f"R@1 bidirectional {a:.1f} vs forward-only {b:.1f}", a >= b
+    return f"R@1 bidirectional {a:.1f} vs forward-only {b:.1f} ({a - b:+.1f})", a >= b
 
 
 def _captioning_vs_itm(s: Summary, extra: Mapping) -> tuple[str, bool]:
     from fastslow_lib.slow.matching import itm_learned
 
-    cap, itm = _ablation("two steps, forward")(extra), _ablation("ITM")(extra)
+    cap = _ablation("two steps, forward")(extra)
+    if "itm" in extra["slow_ablations"].get("not_built", []):
+        return (f"R@1 captioning {cap['test_R@1']:.1f}; the ITM baseline has no release model "
+                "yet (`make reproduce ONLY=itm`), so this is not measured"), False
+    itm = _ablation("ITM")(extra)
     a, b = cap["test_R@1"], itm["test_R@1"]
     fast = _get(s, "02_slow", "fast_same_queries_R@1")
     loss = itm["final_matching_loss"] if "final_matching_loss" in itm else itm["final_loss"]
@@ -139,7 +151,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("02_slow", "Slow (cross-attention) is far more accurate than Fast (dual encoder)",
           "+15 R@1 or more", _slow_vs_fast_r1),
     Claim("02_slow", "Slow handles compositions (bindings) that Fast's single vector blurs",
-          "Slow probe >= 98 and above Fast", _slow_vs_fast_probe),
+          "Slow probe >= 95, position >= 90, above Fast", _slow_vs_fast_probe),
     Claim("02_slow", "gradual upsampling helps (small objects)", "above coarse-only",
           _upsampling),
     Claim("02_slow", "bidirectional captioning is at least as good as one direction",
