@@ -412,7 +412,7 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
         start = time.perf_counter()
         _, history, loaded = rel.get(name)
         old = data["models"].get(name)
-        keep = loaded and old is not None and _files_match(rel.root, name, old)  # type: ignore[arg-type]
+        keep = loaded and old is not None and _files_match(rel.root, name)  # type: ignore[arg-type]
         if not keep:
             data["models"][name] = _entry(rel, name, None if loaded else history["seconds"])
             _write_manifest(rel.root, data)  # type: ignore[arg-type]
@@ -424,9 +424,9 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
     return data
 
 
-def _files_match(root: Path, name: str, entry: dict[str, Any]) -> bool:
+def _files_match(root: Path, name: str) -> bool:
     try:
         verify_release(name, root)
     except (FileNotFoundError, ValueError):
         return False
-    return bool(entry)
+    return True
