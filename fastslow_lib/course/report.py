@@ -1,11 +1,17 @@
-"""The course's claims table: each qualitative claim of the paper beside what this run measured.
+"""The course's claims table: each qualitative claim of the paper beside what was measured.
 
 :data:`CLAIMS` lists, for every claim the course tests, the notebook that measures it, the
-paper's qualitative statement, how the measured number is read from ``results/summary.json``
-(what the notebooks record), the goal the course set, and whether it was met. Nothing here is
-typed by hand: a claim whose numbers are missing (its notebook has not run) says so.
-:func:`claims_table` renders the markdown table that ``results/summary.md`` opens with
-(``make course`` writes it, with the total wall time) and that the README shows.
+paper's qualitative statement, how the measured numbers are read from the results files, the
+course's target, and the verdict. Nothing here is typed by hand: a claim whose numbers are
+missing (its notebook has not run) says so.
+
+Every recall and probe figure carries its 95% interval, computed from the per-query outcomes
+the notebooks record in ``results/outcomes.json`` (and ``results/slow_ablations.json``): an
+exact binomial interval for one model's figure, a paired bootstrap over the same queries for
+a difference between two models (:mod:`fastslow_lib.core.intervals`). The verdict follows
+:data:`RULE`. Timings and projections carry no interval; their verdict is the point value's.
+:func:`claims_table` renders the markdown table that ``results/summary.md`` opens with and
+that the README shows.
 
 Taught in notebooks/06_demo_and_scale.ipynb.
 """
@@ -13,25 +19,46 @@ Taught in notebooks/06_demo_and_scale.ipynb.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLAIMS", "Claim", "claims_rows", "claims_table"]
+import numpy as np
+
+from fastslow_lib.core.intervals import (
+    hits_at,
+    paired_difference_interval,
+    proportion_interval,
+    smallest_within,
+    verdict,
+)
+
+__all__ = ["CLAIMS", "RULE", "Claim", "claims_rows", "claims_table"]
 
 Summary = Mapping[str, Any]
+Measure = Callable[[Summary, Mapping[str, Any]], tuple[str, str]]
+
+RULE = ("A target is **met** when the whole 95% interval lies on its side, **not met** when the "
+        "whole interval falls short of it, and **undecided** when the interval straddles it. "
+        "Intervals: exact binomial for one model's recall or probe accuracy (queries, or probe "
+        "pairs); paired bootstrap over the same queries (10,000 resamples, seed 0) for a "
+        "difference between two models. Timings and projections are point values.")
+"""The rule that decides every claim's verdict, printed above the table."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim: ``measure(summary, extra)`` returns ``(text, met)``; ``extra`` holds other
-    results files (``slow_ablations``); ``met`` is None when the numbers cannot decide it."""
+    """One claim: ``measure(summary, extra)`` returns ``(text, verdict)``.
+
+    ``extra`` holds the other results files: ``outcomes`` (per-query outcomes by section) and
+    ``slow_ablations``. The verdict is one of :data:`~fastslow_lib.core.intervals.VERDICTS`.
+    """
 
     notebook: str
     paper: str
     goal: str
-    measure: Callable[[Summary, Mapping[str, Any]], tuple[str, bool | None]]
+    measure: Measure
 
 
 def _get(summary: Summary, section: str, *keys: str) -> Any:
@@ -41,18 +68,39 @@ def _get(summary: Summary, section: str, *keys: str) -> Any:
     return value
 
 
-def _slow_vs_fast_r1(s: Summary, _: Mapping) -> tuple[str, bool]:
-    slow, fast = _get(s, "02_slow", "slow_test_R@1"), _get(s, "02_slow", "fast_same_queries_R@1")
-    room = f"; Fast leaves room for at most {100 - fast:+.1f}" if slow > 95 else ""
-    return f"R@1 Slow {slow:.1f} vs Fast {fast:.1f} ({slow - fast:+.1f}){room}", slow - fast >= 15
+def _outcomes(extra: Mapping, section: str, name: str) -> np.ndarray:
+    return np.asarray(extra["outcomes"][section][name])
 
 
-def _slow_vs_fast_probe(s: Summary, _: Mapping) -> tuple[str, bool]:
-    slow, fast = _get(s, "02_slow", "slow_probe"), _get(s, "02_slow", "fast_probe")
-    pos, fast_pos = _get(s, "02_slow", "slow_probe_position"), _get(s, "02_slow",
-                                                                    "fast_probe_position")
-    return (f"probe Slow {slow:.1f} (position {pos:.1f}) vs Fast {fast:.1f} (position "
-            f"{fast_pos:.1f})"), slow >= 95 and pos >= 90 and slow > fast
+def _hits(extra: Mapping, section: str, name: str, k: int = 1) -> np.ndarray:
+    return hits_at(_outcomes(extra, section, name).astype(np.int64), k)
+
+
+def _all(verdicts: Sequence[str]) -> str:
+    """Every part must be met; one part not met is enough for "not met"."""
+    if all(v == "met" for v in verdicts):
+        return "met"
+    return "not met" if "not met" in verdicts else "undecided"
+
+
+def _slow_vs_fast_r1(s: Summary, extra: Mapping) -> tuple[str, str]:
+    slow, fast = _hits(extra, "02_slow", "slow_test_ranks"), _hits(extra, "02_slow",
+                                                                    "fast_test_ranks")
+    d = paired_difference_interval(slow, fast)
+    a, b = proportion_interval(slow), proportion_interval(fast)
+    room = f"; Fast leaves room for at most {100 - b.value:+.1f}" if a.value > 95 else ""
+    return f"R@1 Slow {a} vs Fast {b}: {d.signed()}{room}", verdict(d, 15)
+
+
+def _slow_vs_fast_probe(s: Summary, extra: Mapping) -> tuple[str, str]:
+    slow, fast = (_outcomes(extra, "02_slow", "slow_probe"),
+                  _outcomes(extra, "02_slow", "fast_probe"))
+    pos = proportion_interval(_outcomes(extra, "02_slow", "slow_probe_position"))
+    fast_pos = proportion_interval(_outcomes(extra, "02_slow", "fast_probe_position"))
+    a, d = proportion_interval(slow), paired_difference_interval(slow, fast)
+    text = (f"probe Slow {a} (position {pos}) vs Fast {proportion_interval(fast)} (position "
+            f"{fast_pos}): {d.signed()}")
+    return text, _all([verdict(a, 95), verdict(pos, 90), verdict(d, 0, strict=True)])
 
 
 def _ablation(name: str) -> Callable[[Mapping], dict]:
@@ -65,84 +113,117 @@ def _ablation(name: str) -> Callable[[Mapping], dict]:
     return pick
 
 
-def _upsampling(_: Summary, extra: Mapping) -> tuple[str, bool]:
+def _row_hits(row: Mapping, protocol: str) -> np.ndarray:
+    return hits_at(np.asarray(row["outcomes"][f"{protocol}_ranks"], dtype=np.int64), 1)
+
+
+def _upsampling(_: Summary, extra: Mapping) -> tuple[str, str]:
     full, none = _ablation("two steps (32, 16, 8)")(extra), _ablation("none")(extra)
-    a, b = full["small100_R@1"], none["small100_R@1"]
-    t = full["test_R@1"] - none["test_R@1"]
-    return (f"small objects R@1: two steps {a:.1f} vs coarse only {b:.1f} ({a - b:+.1f}); "
-            f"test R@1 {t:+.1f}"), a > b
+    a, b = _row_hits(full, "small100"), _row_hits(none, "small100")
+    d = paired_difference_interval(a, b)
+    t = paired_difference_interval(_row_hits(full, "test"), _row_hits(none, "test"))
+    return (f"small objects R@1: two steps {proportion_interval(a)} vs coarse only "
+            f"{proportion_interval(b)}: {d.signed()}; test R@1 {t.signed()}"), \
+        verdict(d, 0, strict=True)
 
 
-def _bidirectional(_: Summary, extra: Mapping) -> tuple[str, bool]:
+def _bidirectional(_: Summary, extra: Mapping) -> tuple[str, str]:
     both, fwd = _ablation("two steps (32, 16, 8)")(extra), _ablation("two steps, forward")(extra)
-    a, b = both["test_R@1"], fwd["test_R@1"]
-    return f"R@1 bidirectional {a:.1f} vs forward-only {b:.1f} ({a - b:+.1f})", a >= b
+    a, b = _row_hits(both, "test"), _row_hits(fwd, "test")
+    d = paired_difference_interval(a, b)
+    return (f"R@1 bidirectional {proportion_interval(a)} vs forward-only "
+            f"{proportion_interval(b)}: {d.signed()}"), verdict(d, 0)
 
 
-def _captioning_vs_itm(s: Summary, extra: Mapping) -> tuple[str, bool]:
+def _captioning_vs_itm(s: Summary, extra: Mapping) -> tuple[str, str]:
     from fastslow_lib.slow.matching import itm_learned
 
     cap = _ablation("two steps, forward")(extra)
+    a = _row_hits(cap, "test")
     if "itm" in extra["slow_ablations"].get("not_built", []):
-        return (f"R@1 captioning {cap['test_R@1']:.1f}; the ITM baseline has no release model "
-                "yet (`make reproduce ONLY=itm`), so this is not measured"), False
+        return (f"R@1 captioning {proportion_interval(a)}; the ITM baseline has no release "
+                "model yet (`make reproduce ONLY=itm`), so this is not measured"), "not met"
     itm = _ablation("ITM")(extra)
-    a, b = cap["test_R@1"], itm["test_R@1"]
-    fast = _get(s, "02_slow", "fast_same_queries_R@1")
+    b = _row_hits(itm, "test")
+    fast = _ablation("Fast")(extra)
     loss = itm["final_matching_loss"] if "final_matching_loss" in itm else itm["final_loss"]
-    if not itm_learned(loss) or b < fast:
+    vs_fast = paired_difference_interval(b, _row_hits(fast, "test"))
+    if not itm_learned(loss) or verdict(vs_fast, 0) == "not met":
         # A baseline that retrieves worse than the dual encoder is no comparison: ITM heads
         # re-rank above their dual encoders where they work (ALBEF, BLIP).
         why = ("its matching loss never left guessing" if not itm_learned(loss)
-               else f"it retrieves below Fast's {fast:.1f} on the same queries")
-        return (f"R@1 captioning {a:.1f} vs ITM {b:.1f}: the ITM baseline did not train to "
-                f"retrieve ({why}; matching loss {loss:.3f}, ln 2 = 0.693 is guessing), so this "
-                "is no comparison"), False
-    return (f"R@1 captioning {a:.1f} vs ITM {b:.1f} (one trunk each, equal budget; ITM's "
-            f"matching loss {loss:.3f} against ln 2 = 0.693, probe {itm['probe']:.1f})"), a >= b - 2
+               else f"it retrieves below Fast on the same queries, {vs_fast.signed()}")
+        return (f"R@1 captioning {proportion_interval(a)} vs ITM {proportion_interval(b)}: the "
+                f"ITM baseline did not train to retrieve ({why}; matching loss {loss:.3f}, "
+                "ln 2 = 0.693 is guessing), so this is no comparison"), "not met"
+    d = paired_difference_interval(a, b)
+    return (f"R@1 captioning {proportion_interval(a)} vs ITM {proportion_interval(b)}: "
+            f"{d.signed()} (one trunk each, equal budget; ITM's matching loss {loss:.3f} against "
+            f"ln 2 = 0.693)"), verdict(d, -2)
 
 
-def _distill_r1(s: Summary, _: Mapping) -> tuple[str, bool]:
-    d, f = _get(s, "03_distill", "distilled_R@1"), _get(s, "03_distill", "fast_R@1")
-    return f"R@1 distilled {d:.1f} vs Fast {f:.1f} ({d - f:+.1f})", d - f >= 3
+def _distill_r1(s: Summary, extra: Mapping) -> tuple[str, str]:
+    dist = _hits(extra, "03_distill", "distilled_test_ranks")
+    fast = _hits(extra, "03_distill", "fast_test_ranks")
+    d = paired_difference_interval(dist, fast)
+    return (f"R@1 distilled {proportion_interval(dist)} vs Fast {proportion_interval(fast)} "
+            f"({d.n:,} queries): {d.signed()}"), verdict(d, 3)
 
 
-def _rerank_k10(s: Summary, _: Mapping) -> tuple[str, bool]:
-    r = _get(s, "04_rerank", "distilled_Fast_plus_slow10_R@1")
-    slow = _get(s, "04_rerank", "slow_all_R@1")
-    return f"R@1 distilled Fast + Slow(10) {r:.1f} vs Slow on everything {slow:.1f}", r >= slow - 1
+def _rerank_k10(s: Summary, extra: Mapping) -> tuple[str, str]:
+    r = _hits(extra, "04_rerank", "distilled_Fast_plus_slow10_ranks")
+    slow = _hits(extra, "04_rerank", "slow_all_ranks")
+    d = paired_difference_interval(r, slow)
+    return (f"R@1 distilled Fast + Slow(10) {proportion_interval(r)} vs Slow on everything "
+            f"{proportion_interval(slow)}: {d.signed()}"), verdict(d, -1)
 
 
-def _rerank_speed(s: Summary, _: Mapping) -> tuple[str, bool]:
+def _point(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+def _rerank_speed(s: Summary, _: Mapping) -> tuple[str, str]:
     rows = _get(s, "04_rerank", "scale")
     parts = [f"{r['speedup']:.0f}x at N = {r['N']:,} ({r['speedup'] / r['ideal']:.2f} N/K)"
              for r in rows if r["N"] in (1000, 10000)]
     ok = all(r["speedup"] >= 0.6 * r["ideal"] for r in rows if r["N"] in (1000, 10000))
-    return "; ".join(parts), ok and len(parts) == 2
+    return "; ".join(parts), _point(ok and len(parts) == 2)
 
 
-def _video_order(s: Summary, _: Mapping) -> tuple[str, bool]:
-    gap = _get(s, "05_video", "slow_minus_best_fast_probe")
-    slow = _get(s, "05_video", "Slow_probe")
-    return f"order probe Slow {slow:.1f}, {gap:+.1f} over the best Fast", gap >= 15
+def _video_order(s: Summary, extra: Mapping) -> tuple[str, str]:
+    best = _get(s, "05_video", "best_fast")
+    slow = _outcomes(extra, "05_video", "Slow_probe")
+    d = paired_difference_interval(slow, _outcomes(extra, "05_video", f"{best}_probe"))
+    return (f"order probe Slow {proportion_interval(slow)}, {d.signed()} over the best Fast "
+            f"({best})"), verdict(d, 15)
 
 
-def _video_rerank(s: Summary, _: Mapping) -> tuple[str, bool]:
-    k = _get(s, "05_video", "smallest_K_within_1_of_slow")
-    r10 = _get(s, "05_video", "rerank_R@1_by_K", "10")
-    slow = _get(s, "05_video", "Slow_R@1")
-    speed, ideal = _get(s, "05_video", "speedup"), _get(s, "05_video", "ideal_speedup")
+def _video_rerank(s: Summary, extra: Mapping) -> tuple[str, str]:
+    slow = _hits(extra, "05_video", "Slow_ranks")
+    by_k = {int(name.rsplit("K", 1)[1]): _hits(extra, "05_video", name)
+            for name in extra["outcomes"]["05_video"] if name.startswith("rerank_ranks_K")}
+    if not by_k:
+        raise KeyError("rerank_ranks_K")
+    k, diffs = smallest_within(by_k, slow, 1.0)
     if k is None:
-        return f"R@1 Fast + Slow(10) {r10:.1f} vs Slow {slow:.1f}; no K within 1 point", False
-    return (f"within 1 point of Slow ({slow:.1f}) from K = {k}, {speed:.0f}x cheaper there "
-            f"({speed / ideal:.2f} N/K); K = 10: {r10:.1f}"), speed >= 0.5 * ideal
+        k10 = diffs.get(10) or next(iter(diffs.values()))
+        return (f"R@1 Slow {proportion_interval(slow)}; no K within 1 point (K = 10: "
+                f"{k10.signed()})"), "not met"
+    speed, ideal = _get(s, "05_video", "speedup"), _get(s, "05_video", "ideal_speedup")
+    timed = _get(s, "05_video", "speedup_K")
+    if timed != k:
+        return (f"within 1 point of Slow {proportion_interval(slow)} from K = {k} "
+                f"({diffs[k].signed()}), but the notebook timed K = {timed}"), "undecided"
+    return (f"within 1 point of Slow {proportion_interval(slow)} from K = {k} "
+            f"({diffs[k].signed()}), {speed:.0f}x cheaper there ({speed / ideal:.2f} N/K)"), \
+        _point(speed >= 0.5 * ideal)
 
 
-def _billion(s: Summary, _: Mapping) -> tuple[str, bool]:
+def _billion(s: Summary, _: Mapping) -> tuple[str, str]:
     p = _get(s, "06_demo_and_scale", "projected_1e9")
     days = p["slow_all_ms"] / 1e3 / 86400
     return (f"at 10^9 (projected): Fast + Slow(10) {p['fast_ann_slow_ms']:.1f} ms, Slow on "
-            f"everything {days:.1f} days per query"), p["fast_ann_slow_ms"] < 1000
+            f"everything {days:.1f} days per query"), _point(p["fast_ann_slow_ms"] < 1000)
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -171,14 +252,18 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def _extra(results_dir: Path | None) -> dict[str, Any]:
-    extra: dict[str, Any] = {}
-    if results_dir is not None and (results_dir / "slow_ablations.json").is_file():
-        extra["slow_ablations"] = json.loads((results_dir / "slow_ablations.json").read_text())
+    extra: dict[str, Any] = {"outcomes": {}}
+    if results_dir is None:
+        return extra
+    for name, key in (("slow_ablations.json", "slow_ablations"), ("outcomes.json", "outcomes")):
+        if (results_dir / name).is_file():
+            extra[key] = json.loads((results_dir / name).read_text())
     return extra
 
 
 def claims_rows(summary: Summary, results_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """One dict per claim: notebook, paper, measured, goal, met (``None``: not measured yet)."""
+    """One dict per claim: notebook, paper, measured, goal, met (a verdict; ``None``: not
+    measured yet)."""
     extra = _extra(Path(results_dir) if results_dir is not None else None)
     rows = []
     for c in CLAIMS:
@@ -192,10 +277,11 @@ def claims_rows(summary: Summary, results_dir: str | Path | None = None) -> list
 
 
 def claims_table(summary: Summary, results_dir: str | Path | None = None) -> str:
-    """The markdown table of :data:`CLAIMS` with this run's numbers."""
-    lines = ["| notebook | the paper's claim | measured here | goal | met |",
-             "| --- | --- | --- | --- | --- |"]
+    """The markdown table of :data:`CLAIMS` with this run's numbers and 95% intervals."""
+    lines = ["| notebook | the paper's claim | measured here [95% interval] | the course's target "
+             "| met |", "| --- | --- | --- | --- | --- |"]
     for r in claims_rows(summary, results_dir):
-        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        met = {"met": "yes", "not met": "**no**", "undecided": "undecided", None: "-"}[r["met"]]
         lines.append(f"| {r['notebook']} | {r['paper']} | {r['measured']} | {r['goal']} | {met} |")
     return "\n".join(lines)
+

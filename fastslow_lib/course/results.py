@@ -5,7 +5,10 @@ Taught in notebooks/00_data.ipynb
 :func:`record` merges a dict of values into ``results/summary.json`` under a section name and
 re-renders ``results/summary.md`` (one ``## section`` table per section, sorted). Both files
 are written atomically and hold no timestamps, so re-running an unchanged notebook leaves them
-byte-identical. Optional notes are kept in the reserved top-level key ``"_notes"``
+byte-identical. Per-query outcomes (ranks, probe
+outcomes) go to ``results/outcomes.json`` through :func:`record_outcomes`: the claims table
+computes its 95% intervals from them (:mod:`fastslow_lib.core.intervals`). Optional notes are
+kept in the reserved top-level key ``"_notes"``
 (section -> text); section names therefore may not start with ``_``.
 
 The results directory is: the ``results_dir`` argument, else ``$FASTSLOW_RESULTS``, else
@@ -27,11 +30,13 @@ import numpy as np
 
 from fastslow_lib.core.paths import repo_root
 
-__all__ = ["load_summary", "record", "render_markdown", "repo_root", "resolve_results_dir"]
+__all__ = ["load_outcomes", "load_summary", "record", "record_outcomes", "render_markdown",
+           "repo_root", "resolve_results_dir"]
 
 ENV_VAR = "FASTSLOW_RESULTS"
 JSON_NAME = "summary.json"
 MD_NAME = "summary.md"
+OUTCOMES_NAME = "outcomes.json"
 NOTES_KEY = "_notes"
 
 
@@ -129,7 +134,7 @@ def render_markdown(summary: Mapping[str, Any], results_dir: str | Path | None =
     paper's claims beside the measured numbers and the goals) and the course's wall time when
     ``make course`` recorded it (section ``course``), then lists every section's values.
     """
-    from fastslow_lib.course.report import claims_table
+    from fastslow_lib.course.report import RULE, claims_table
 
     notes = summary.get(NOTES_KEY, {})
     lines = [
@@ -139,6 +144,8 @@ def render_markdown(summary: Mapping[str, Any], results_dir: str | Path | None =
         "do not edit by hand.",
         "",
         "## Claims",
+        "",
+        RULE,
         "",
         claims_table(summary, results_dir),
     ]
@@ -192,3 +199,43 @@ def record(
     _atomic_write(json_path, text + "\n")
     _atomic_write(directory / MD_NAME, render_markdown(summary, directory))
     return json_path
+
+
+def load_outcomes(results_dir: str | Path | None = None) -> dict[str, Any]:
+    """The contents of ``outcomes.json``: section -> name -> per-query list (``{}`` if none)."""
+    path = resolve_results_dir(results_dir) / OUTCOMES_NAME
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def record_outcomes(
+    section: str, outcomes: Mapping[str, Any], *, results_dir: str | Path | None = None,
+) -> Path:
+    """Merge per-query outcomes into ``section`` of ``outcomes.json`` and re-render summary.md.
+
+    Each value is one number per query (or probe pair), in a fixed order that every model of
+    the section shares, so two models' outcomes can be paired: 1-based ranks (ints) for
+    retrieval, outcomes in ``[0, 1]`` for a probe. The claims table reads them for its
+    intervals. Returns the path of ``outcomes.json``.
+    """
+    if not isinstance(section, str) or not section.strip() or section.startswith("_"):
+        raise ValueError(f"section must be a non-empty str not starting with '_', got {section!r}")
+    if not isinstance(outcomes, Mapping):
+        raise TypeError(f"outcomes must be a dict of name -> per-query list, got "
+                        f"{type(outcomes).__name__}")
+    clean = _jsonable(outcomes, section)
+    for name, values in clean.items():
+        if (not isinstance(values, list) or not values
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in values)):
+            raise ValueError(f"{section}.{name} must be a non-empty list of numbers (one per "
+                             "query or probe pair)")
+    directory = resolve_results_dir(results_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    everything = load_outcomes(directory)
+    everything[section] = {**everything.get(section, {}), **clean}
+    path = directory / OUTCOMES_NAME
+    _atomic_write(path, json.dumps(everything, sort_keys=True, separators=(",", ":")) + "\n")
+    _atomic_write(directory / MD_NAME, render_markdown(load_summary(directory), directory))
+    return path

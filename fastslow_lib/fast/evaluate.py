@@ -22,7 +22,6 @@ import torch
 from fastslow_lib.core.metrics import (
     consistent_at_1,
     image_to_text_metrics,
-    pairwise_accuracy,
     text_to_image_metrics,
 )
 from fastslow_lib.data.datasets import RetrievalProtocol, images_to_tensor
@@ -123,41 +122,54 @@ def fast_pair_scorer(
     return score
 
 
-def probe_accuracy(
+def probe_outcomes(
     scorer: PairScorer, probe: ProbeSet, *, tie_tol: float | None = None
-) -> dict[str, float]:
-    """Pairwise accuracy (percent) on a probe, overall (``probe``) and per kind (``probe_<kind>``).
+) -> dict[str, np.ndarray]:
+    """Per-pair probe outcomes in ``[0, 1]``, overall (``probe``) and per kind (``probe_<kind>``).
 
     Each pair gives two comparisons: caption a must score item a above item b, and caption b
-    item b above item a. Chance is 50. A tie counts as wrong; with ``tie_tol``, scores within
-    ``tie_tol`` of each other count as half right (a coin flip) and ``ties`` reports their share
-    in percent: the clip probe of notebook 05 uses it, where an order-blind model's scores of a
-    clip and its reversal differ only by float rounding. Works for the image probe
-    (:class:`~fastslow_lib.data.world.ProbeSet`) and the clip probe
-    (:class:`~fastslow_lib.data.clips.ClipProbe`).
+    item b above item a. A pair's outcome is the share of its two comparisons that are right
+    (0, 0.5 or 1), so the pair, not the comparison, is the unit an interval counts
+    (:func:`fastslow_lib.core.intervals.proportion_interval`). A tie counts as wrong; with
+    ``tie_tol``, scores within ``tie_tol`` of each other count as half right (a coin flip), and
+    the share of tied comparisons is returned under ``ties`` (one number).
     """
     s_aa = scorer(probe.caption_a, probe.images_a)
     s_ab = scorer(probe.caption_a, probe.images_b)
     s_bb = scorer(probe.caption_b, probe.images_b)
     s_ba = scorer(probe.caption_b, probe.images_a)
-    pos, neg = np.concatenate([s_aa, s_bb]), np.concatenate([s_ab, s_ba])
-    kinds = np.array(list(probe.kinds) * 2)
-    if tie_tol is None:
-        def accuracy(sel: np.ndarray) -> float:
-            return pairwise_accuracy(pos[sel], neg[sel])
-    else:
-        tie = np.abs(pos - neg) <= tie_tol
-        right = np.where(tie, 0.5, (pos > neg).astype(np.float64))
-
-        def accuracy(sel: np.ndarray) -> float:
-            return float(100.0 * right[sel].mean())
-    everything = np.ones(len(pos), dtype=bool)
-    out = {"probe": accuracy(everything)}
-    for kind in dict.fromkeys(probe.kinds):  # in order of first appearance
-        out[f"probe_{kind}"] = accuracy(kinds == kind)
+    pos = np.stack([np.asarray(s_aa), np.asarray(s_bb)], axis=1).astype(np.float64)
+    neg = np.stack([np.asarray(s_ab), np.asarray(s_ba)], axis=1).astype(np.float64)
+    if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(neg))):
+        raise ValueError("probe scores must be finite: the scorer returned NaN or inf")
+    right = (pos > neg).astype(np.float64)
     if tie_tol is not None:
-        out["ties"] = float(100.0 * tie.mean())
+        tie = np.abs(pos - neg) <= tie_tol
+        right = np.where(tie, 0.5, right)
+    per_pair = right.mean(axis=1)
+    kinds = np.array(list(probe.kinds))
+    out = {"probe": per_pair}
+    for kind in dict.fromkeys(probe.kinds):  # in order of first appearance
+        out[f"probe_{kind}"] = per_pair[kinds == kind]
+    if tie_tol is not None:
+        out["ties"] = np.array([tie.mean()])
     return out
+
+
+def probe_accuracy(
+    scorer: PairScorer, probe: ProbeSet, *, tie_tol: float | None = None
+) -> dict[str, float]:
+    """Pairwise accuracy (percent) on a probe, overall (``probe``) and per kind (``probe_<kind>``).
+
+    The means of :func:`probe_outcomes` (see it for the rule: two comparisons per pair, chance
+    is 50, a tie counts as wrong unless ``tie_tol`` makes it a coin flip; ``ties`` is then the
+    share of tied comparisons in percent). The clip probe of notebook 05 uses ``tie_tol``, where
+    an order-blind model's scores of a clip and its reversal differ only by float rounding.
+    Works for the image probe (:class:`~fastslow_lib.data.world.ProbeSet`) and the clip probe
+    (:class:`~fastslow_lib.data.clips.ClipProbe`).
+    """
+    return {k: float(100.0 * v.mean())
+            for k, v in probe_outcomes(scorer, probe, tie_tol=tie_tol).items()}
 
 
 def twin_cosines(

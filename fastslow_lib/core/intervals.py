@@ -1,0 +1,186 @@
+"""95% confidence intervals for recalls and probe accuracies, and the rule that decides "met".
+
+Taught in notebooks/00_data.ipynb (section 10, the metrics).
+
+A Recall@K measured on a few hundred queries is an estimate: with 200 queries, R@1 near 85 has
+a standard error of about 2.5 points. Every recall and probe figure the course reports
+therefore carries an interval, and every claim's verdict is decided by one:
+
+* :func:`proportion_interval` - one model's rate (R@K over queries, or a probe's accuracy
+  over its pairs): the exact binomial (Clopper-Pearson) interval. It never claims more
+  certainty than the data give, and stays sensible at 0 and 100 percent.
+* :func:`paired_difference_interval` - the difference between two models scored on the
+  *same* queries: a percentile bootstrap that resamples queries (10,000 resamples, a fixed
+  seed, so the same outcomes give the same interval bit for bit). Pairing removes the
+  queries' own difficulty from the comparison, so it is much narrower than two separate
+  intervals.
+* :func:`verdict` - the course's rule: a target is **met** when the whole 95% interval is on
+  its side, **not met** when the whole interval is short of it, and **undecided** when the
+  interval straddles it (more queries are needed to tell).
+
+Outcomes are per-query (or per-pair) numbers in ``[0, 1]``: 1 for a hit, 0 for a miss, 0.5 for
+a probe tie counted as a coin flip. :func:`hits_at` turns 1-based ranks into hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta
+
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "LEVEL",
+    "VERDICTS",
+    "Estimate",
+    "as_outcomes",
+    "hits_at",
+    "smallest_within",
+    "paired_difference_interval",
+    "proportion_interval",
+    "recall_estimates",
+    "verdict",
+]
+
+LEVEL = 0.95
+"""Confidence level of every interval the course reports."""
+
+BOOTSTRAP_RESAMPLES = 10_000
+"""Resamples of the paired bootstrap."""
+
+VERDICTS: tuple[str, ...] = ("met", "not met", "undecided")
+"""What :func:`verdict` can say."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A percentage with its 95% interval: ``value``, ``low``, ``high`` (percent), ``n`` items."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.value:.1f} [{self.low:.1f}, {self.high:.1f}]"
+
+    def signed(self) -> str:
+        """The same, with signs: for differences (``+2.5 [+0.5, +4.5]``)."""
+        return f"{self.value:+.1f} [{self.low:+.1f}, {self.high:+.1f}]"
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Plain numbers, for results files."""
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+
+
+def as_outcomes(outcomes: Any, name: str = "outcomes") -> np.ndarray:
+    """Validate per-item outcomes: a non-empty 1-D sequence of numbers in ``[0, 1]``."""
+    arr = np.asarray(outcomes, dtype=np.float64) if not isinstance(outcomes, np.ndarray) \
+        else outcomes.astype(np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 1:
+        raise ValueError(f"{name} must hold numbers in [0, 1] (1 hit, 0 miss, 0.5 a tie), got "
+                         f"values from {np.nanmin(arr)} to {np.nanmax(arr)}")
+    return arr
+
+
+def hits_at(ranks: Sequence[int] | np.ndarray, k: int) -> np.ndarray:
+    """``1.0`` where a 1-based rank is at most ``k`` (a hit for R@k), else ``0.0``."""
+    r = np.asarray(ranks)
+    if r.ndim != 1 or r.size == 0 or not np.issubdtype(r.dtype, np.integer) or r.min() < 1:
+        raise ValueError(f"ranks must be a non-empty 1-D sequence of 1-based integer ranks, got "
+                         f"dtype {r.dtype}, shape {r.shape}")
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    return (r <= k).astype(np.float64)
+
+
+def recall_estimates(ranks: Sequence[int] | np.ndarray,
+                     ks: Sequence[int] = (1, 5, 10)) -> dict[str, Estimate]:
+    """``{"R@1": Estimate, ...}``: each Recall@K of 1-based ``ranks`` with its exact interval."""
+    return {f"R@{k}": proportion_interval(hits_at(ranks, k)) for k in ks}
+
+
+def proportion_interval(outcomes: Any, level: float = LEVEL) -> Estimate:
+    """A rate in percent with its exact binomial (Clopper-Pearson) interval.
+
+    ``outcomes`` are per-query hits (or per-pair probe outcomes). Half-counted ties make the
+    number of successes fractional; the beta-quantile form of the interval takes that as it is.
+    """
+    arr = as_outcomes(outcomes)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n, x = arr.size, float(arr.sum())
+    alpha = 1 - level
+    low = 0.0 if x <= 0 else float(beta.ppf(alpha / 2, x, n - x + 1))
+    high = 1.0 if x >= n else float(beta.ppf(1 - alpha / 2, x + 1, n - x))
+    return Estimate(100 * x / n, 100 * low, 100 * high, n)
+
+
+def paired_difference_interval(
+    a: Any, b: Any, *, level: float = LEVEL, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+) -> Estimate:
+    """``mean(a) - mean(b)`` in points, with a paired percentile-bootstrap interval.
+
+    ``a[i]`` and ``b[i]`` must be the two models' outcomes on the same query ``i``. Queries are
+    resampled with replacement ``resamples`` times; the interval is the middle ``level`` of
+    the resampled differences. The seed is fixed, so the same outcomes give the same interval.
+    """
+    x, y = as_outcomes(a, "a"), as_outcomes(b, "b")
+    if x.shape != y.shape:
+        raise ValueError(f"paired outcomes must have the same length (the same queries), got "
+                         f"{x.size} and {y.size}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int >= 100, got {resamples!r}")
+    d = x - y
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    chunk = max(1, 2_000_000 // d.size)
+    for s in range(0, resamples, chunk):
+        m = min(chunk, resamples - s)
+        means[s:s + m] = d[rng.integers(0, d.size, size=(m, d.size))].mean(axis=1)
+    alpha = 1 - level
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Estimate(100 * float(d.mean()), 100 * float(low), 100 * float(high), int(d.size))
+
+
+def verdict(estimate: Estimate, target: float, *, at_most: bool = False,
+            strict: bool = False) -> str:
+    """The course's rule: ``"met"``, ``"not met"`` or ``"undecided"`` from a 95% interval.
+
+    For a target the figure must reach (``figure >= target``): met when the interval's low end
+    is at or above the target, not met when its high end is below it, undecided otherwise. With
+    ``at_most=True`` the figure must stay at or below the target, and the rule mirrors. With
+    ``strict=True`` the figure must be *above* the target: an interval whose low end equals the
+    target is then undecided.
+    """
+    low, high = (estimate.low, estimate.high) if not at_most else (-estimate.high, -estimate.low)
+    t = target if not at_most else -target
+    if low > t or (low == t and not strict):
+        return "met"
+    if high < t or (strict and high == t):
+        return "not met"
+    return "undecided"
+
+
+def smallest_within(
+    candidates: Mapping[int, Any], reference: Any, margin: float,
+) -> tuple[int | None, dict[int, Estimate]]:
+    """The smallest key (a K) whose outcomes stay within ``margin`` points of ``reference``.
+
+    ``candidates[k]`` are per-query hits at setting ``k`` (re-ranking Fast's top k, say) and
+    ``reference`` the hits of the model they should keep up with, on the same queries. A key
+    qualifies when :func:`verdict` says the paired difference ``candidate - reference`` is at
+    least ``-margin`` ("met": the whole interval above ``-margin``). Returns the smallest such
+    key (None if there is none) and every key's paired difference.
+    """
+    diffs = {int(k): paired_difference_interval(v, reference)
+             for k, v in sorted(candidates.items())}
+    within = [k for k, d in diffs.items() if verdict(d, -margin) == "met"]
+    return (within[0] if within else None), diffs
