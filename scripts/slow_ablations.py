@@ -15,8 +15,12 @@ batch, learning rate and seed):
 Every model, and the release Fast for reference, is scored on the notebook's protocols: the same
 200 test queries against all 1,000 test images (exhaustive), 200 small-object queries against a
 100-image small-split gallery (``RetrievalProtocol.sub_gallery``, seed 0), and the compositional
-probe. Each row keeps the sha256 of the weights it scored; notebook 02 checks them against the
-release manifest.
+probe. Each row keeps the sha256 of the weights it scored (notebook 02 checks them against the
+release manifest), its figures, and its per-query ``outcomes``: the 1-based rank of the right
+image for every query of each protocol (``test_ranks``, ``small100_ranks``, in the protocols'
+query order, the same for every row) and every probe pair's outcome (``probe``, ``probe_<kind>``:
+0, 0.5 or 1, :func:`~fastslow_lib.fast.evaluate.probe_outcomes`), from which notebook 02 and the
+claims table compute 95% intervals and paired differences.
 
     python scripts/slow_ablations.py [--preset cpu] [--threads 2]
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import time
 from pathlib import Path
 
@@ -35,13 +40,14 @@ import torch
 
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import Releases, manifest
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import (
     fast_pair_scorer,
     fast_scores,
-    probe_accuracy,
+    probe_outcomes,
     retrieval_report,
 )
 from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
@@ -66,9 +72,11 @@ def ablation_protocols(world, n_queries: int) -> dict[str, RetrievalProtocol]:
     return {"test": test, "small100": small}
 
 
-def evaluate(model, tok, world, protocols, max_len: int, device) -> dict[str, float]:
-    """Test R@1/5/10 and consistent@1, small-split R@1, probe accuracy (overall and per kind)."""
-    out: dict[str, float] = {}
+def evaluate(model, tok, world, protocols, max_len: int, device) -> dict:
+    """Test R@1/5/10 and consistent@1, small-split R@1, probe accuracy (overall and per kind),
+    and under ``outcomes`` the per-query ranks and per-pair probe outcomes they come from."""
+    out: dict = {}
+    outcomes: dict[str, list] = {}
     fast = hasattr(model, "encode_text")
     for name, prot in protocols.items():
         if fast:
@@ -79,12 +87,22 @@ def evaluate(model, tok, world, protocols, max_len: int, device) -> dict[str, fl
         report = retrieval_report(scores, prot)
         keys = ("R@1", "R@5", "R@10", "consistent@1") if name == "test" else ("R@1",)
         out.update({f"{name}_{k}": round(report[k], 2) for k in keys})
+        outcomes[f"{name}_ranks"] = [int(r) for r in ranks_of_gt(scores, prot.gt)]
     scorer = (fast_pair_scorer(model, tok, max_len=max_len, device=device) if fast else
               lambda t, i: slow_pair_scores(model, tok, list(t), i, max_len=max_len,
                                             device=device))
-    probe = probe_accuracy(scorer, world.probe)
-    out.update({k: round(v, 2) for k, v in probe.items()})
+    probe = probe_outcomes(scorer, world.probe)
+    out.update({k: round(float(100.0 * v.mean()), 2) for k, v in probe.items()})
+    outcomes.update({k: [float(x) for x in v] for k, v in probe.items()})
+    out["outcomes"] = outcomes
     return out
+
+
+def dumps(obj) -> str:
+    """JSON with one line per list of numbers (the outcomes), indented elsewhere."""
+    text = json.dumps(obj, indent=1, default=list)
+    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
 
 
 def main() -> None:
@@ -117,9 +135,8 @@ def main() -> None:
                          "final_loss": round(history["final_loss"], 4), **metrics}
         if "final_matching_loss" in history:
             results[name]["final_matching_loss"] = round(history["final_matching_loss"], 4)
-        print(f"{name}: {time.perf_counter() - t0:.0f} s", {k: v for k, v in metrics.items()
-                                                           if k.endswith("R@1") or k == "probe"},
-              flush=True)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s",
+              {k: v for k, v in metrics.items() if k.endswith("R@1") or k == "probe"}, flush=True)
     out = {
         "machine": machine_name(), "device": describe_device(device),
         "date": dt.date.today().isoformat(), "preset": preset.name,
@@ -133,7 +150,7 @@ def main() -> None:
         "not_built": missing,
     }
     path = args.out or repo_root() / "results" / "slow_ablations.json"
-    path.write_text(json.dumps(out, indent=1, default=list) + "\n")
+    path.write_text(dumps(out) + "\n")
     print(f"wrote {path}")
 
 

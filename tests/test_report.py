@@ -1,65 +1,117 @@
-"""The claims table (results/summary.md, README): numbers read from the summary, never typed."""
+"""The claims table (results/summary.md, README): figures and 95% intervals read from the
+results files, verdicts decided by the intervals, never typed."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from fastslow_lib.course.report import CLAIMS, claims_rows, claims_table
-from fastslow_lib.course.results import record
+import numpy as np
+
+from fastslow_lib.course.report import CLAIMS, RULE, claims_rows, claims_table
+from fastslow_lib.course.results import record, record_outcomes
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _ranks(n_hits: int, n: int = 200) -> list[int]:
+    return [1] * n_hits + [3] * (n - n_hits)
 
 
 def test_every_claim_reads_the_committed_results():
     summary = json.loads((REPO / "results" / "summary.json").read_text())
     rows = claims_rows(summary, REPO / "results")
     assert len(rows) == len(CLAIMS) >= 10
-    for r in rows:  # every notebook has recorded its numbers
-        assert r["met"] in (True, False), r
+    for r in rows:  # every notebook has recorded its numbers and outcomes
+        assert r["met"] in ("met", "not met", "undecided"), r
     by_goal = {r["goal"]: r for r in rows}
-    slow = summary["02_slow"]["slow_test_R@1"]
-    assert f"Slow {slow:.1f}" in by_goal["+15 R@1 or more"]["measured"]
+    assert " [" in by_goal["+15 R@1 or more"]["measured"]  # an interval is shown
 
 
 def test_missing_numbers_say_so_and_the_table_renders(tmp_path):
     rows = claims_rows({}, tmp_path)
     assert all(r["met"] is None and "not measured yet" in r["measured"] for r in rows)
-    fake = {"02_slow": {"slow_test_R@1": 80.0, "fast_same_queries_R@1": 70.0}}
-    table = claims_table(fake, tmp_path)
-    assert "R@1 Slow 80.0 vs Fast 70.0 (+10.0) | +15 R@1 or more | **no** |" in table
+    record_outcomes("02_slow", {"slow_test_ranks": _ranks(160), "fast_test_ranks": _ranks(140)},
+                    results_dir=tmp_path)
+    table = claims_table({}, tmp_path)
+    assert "R@1 Slow 80.0 [73.8, 85.3] vs Fast 70.0 [63.1, 76.3]: +10.0 [" in table
+    assert "| +15 R@1 or more | **no** |" in table  # the whole paired interval is below +15
     assert table.count("\n") == len(CLAIMS) + 1
 
 
-def test_summary_md_opens_with_the_claims_and_the_course_time(tmp_path):
-    record("02_slow", {"slow_test_R@1": 90.0, "fast_same_queries_R@1": 60.0}, results_dir=tmp_path)
+def test_the_verdict_is_the_intervals(tmp_path):
+    """+15 measured, but on 200 queries the interval straddles +15: undecided, not met."""
+    slow, fast = _ranks(190), _ranks(160)
+    record_outcomes("02_slow", {"slow_test_ranks": slow, "fast_test_ranks": fast},
+                    results_dir=tmp_path)
+    row = claims_rows({}, tmp_path)[0]
+    assert row["met"] == "undecided" and ": +15.0 [" in row["measured"]
+    record_outcomes("02_slow", {"fast_test_ranks": _ranks(100)}, results_dir=tmp_path)
+    assert claims_rows({}, tmp_path)[0]["met"] == "met"
+
+
+def test_summary_md_opens_with_the_rule_the_claims_and_the_course_time(tmp_path):
+    record("02_slow", {"queries": 200}, results_dir=tmp_path)
+    record_outcomes("02_slow", {"slow_test_ranks": _ranks(195), "fast_test_ranks": _ranks(120)},
+                    results_dir=tmp_path)
     record("course", {"total_s": 600.0, "machine": "test box"}, results_dir=tmp_path)
     md = (tmp_path / "summary.md").read_text()
-    assert md.index("## Claims") < md.index("## 02_slow")
-    assert "(+30.0) | +15 R@1 or more | yes |" in md
+    assert md.index(RULE) < md.index("## Claims") + 200 < md.index("## 02_slow")
+    assert "| +15 R@1 or more | yes |" in md
     assert "Whole course (`make course`): 10.0 min on test box." in md
 
+
+def test_outcomes_must_be_lists_of_numbers(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="non-empty list of numbers"):
+        record_outcomes("02_slow", {"slow_test_ranks": []}, results_dir=tmp_path)
+    with pytest.raises(ValueError, match="non-empty list of numbers"):
+        record_outcomes("02_slow", {"slow_test_ranks": 3}, results_dir=tmp_path)
+    with pytest.raises(ValueError, match="not starting with '_'"):
+        record_outcomes("_x", {"a": [1]}, results_dir=tmp_path)
 
 
 def test_an_itm_baseline_that_does_not_retrieve_is_no_comparison(tmp_path):
     """The captioning-vs-ITM row is met only against an ITM model that retrieves at least as
     well as Fast on the same queries."""
-    def ablations(itm_r1: float, loss: float) -> dict:
-        row = {"test_R@1": 80.0, "small100_R@1": 70.0, "probe": 80.0}
-        return {"results": {"two steps (32, 16, 8), bidirectional": row,
-                            "none (32, 32, 32), bidirectional": row,
-                            "two steps, forward only": row,
-                            "ITM, two steps, one trunk": {**row, "test_R@1": itm_r1,
-                                                          "final_matching_loss": loss}}}
-    summary = {"02_slow": {"slow_test_R@1": 80.0, "fast_same_queries_R@1": 60.0}}
+    def row(hits: int) -> dict:
+        return {"test_R@1": hits / 2, "outcomes": {"test_ranks": _ranks(hits),
+                                                   "small100_ranks": _ranks(hits)}}
 
-    def itm_row(itm_r1: float, loss: float) -> dict:
-        (tmp_path / "slow_ablations.json").write_text(json.dumps(ablations(itm_r1, loss)))
-        rows = claims_rows(summary, tmp_path)
+    def ablations(itm_hits: int, loss: float) -> dict:
+        return {"results": {"two steps (32, 16, 8), bidirectional": row(180),
+                            "none (32, 32, 32), bidirectional": row(120),
+                            "two steps, forward only": row(170),
+                            "ITM, two steps, one trunk": {**row(itm_hits),
+                                                          "final_matching_loss": loss},
+                            "Fast (release)": row(150)}}
+
+    def itm_row(itm_hits: int, loss: float) -> dict:
+        (tmp_path / "slow_ablations.json").write_text(json.dumps(ablations(itm_hits, loss)))
+        rows = claims_rows({}, tmp_path)
         return next(r for r in rows if r["goal"] == "within 2 points or better")
 
-    weak = itm_row(0.0, 0.52)  # learned to tell pairs apart, not to retrieve
-    assert weak["met"] is False and "did not train to retrieve" in weak["measured"]
-    assert itm_row(70.0, 0.69)["met"] is False  # its matching loss never left chance
-    working = itm_row(79.0, 0.30)
-    assert working["met"] is True and "did not train" not in working["measured"]
+    weak = itm_row(0, 0.52)  # learned to tell pairs apart, not to retrieve
+    assert weak["met"] == "not met" and "did not train to retrieve" in weak["measured"]
+    assert itm_row(140, 0.69)["met"] == "not met"  # its matching loss never left chance
+    working = itm_row(168, 0.30)
+    assert working["met"] == "met" and "did not train" not in working["measured"]
+    assert itm_row(190, 0.30)["met"] == "not met"  # captioning 10 points behind ITM
+
+
+def test_ablation_rows_compare_on_the_same_queries(tmp_path):
+    def row(hits: int) -> dict:
+        return {"outcomes": {"test_ranks": _ranks(hits), "small100_ranks": _ranks(hits)}}
+
+    data = {"results": {"two steps (32, 16, 8), bidirectional": row(190),
+                        "none (32, 32, 32), bidirectional": row(150),
+                        "two steps, forward only": row(190)}, "not_built": ["itm"]}
+    (tmp_path / "slow_ablations.json").write_text(json.dumps(data))
+    rows = {r["goal"]: r for r in claims_rows({}, tmp_path)}
+    assert rows["above coarse-only"]["met"] == "met"
+    assert rows["bidirectional >= forward-only"]["met"] == "met"  # identical: +0.0 [+0.0, +0.0]
+    assert rows["within 2 points or better"]["met"] == "not met"
+    assert "no release model" in rows["within 2 points or better"]["measured"]
+    measured = rows["above coarse-only"]["measured"]
+    assert np.isclose(float(measured.split("coarse only ")[1].split(": ")[1].split()[0]), 20)

@@ -13,10 +13,11 @@ gathers what the sections measured. "83.5" is backed by a printed 83.5 or 83.48,
 
 Not numbers of the text, and skipped: code spans and fenced code, LaTeX math, links' targets,
 HTML comments, a heading's or a list item's own numbering, references to notebooks ("notebook
-02", "02_slow") and to sections or exercises ("section 7", "exercise 4"), years (four digits from 1990 to 2039), powers of ten written ``10^9``, and
-numbers inside words (``R@1``, ``float32``, ``K=10`` in code). Deliberate exceptions (the
-paper's own figures, say) are listed per notebook, each with its reason, in
-``notebooks/prose_exceptions.json``: ``{"01_fast": {"72.5": "the paper's Flickr30K R@1"}}``.
+02", "02_slow") and to sections or exercises ("section 7", "exercise 4"), years (four digits
+from 1990 to 2039), powers of ten written ``10^9``, and numbers inside words (``R@1``,
+``float32``). Deliberate exceptions (the paper's own figures, say) are listed per notebook,
+each with its reason, in ``notebooks/prose_exceptions.json``:
+``{"01_fast": {"72.5": "the paper's Flickr30K R@1"}}``.
 
     python -m fastslow_lib.course.prose [notebooks/*.ipynb]
 
@@ -62,7 +63,8 @@ _SKIP = [
     re.compile(r"(?i)\barxiv[: ]\s*\d+\.\d+"),
 ]
 
-_NUMBER = re.compile(r"(?<![\w.@/\\^-])[-+\u2212]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.@/\\^-])[-+\u2212]?(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?"
+                     r"(?=x(?!\w)|%|(?!\w))")
 
 
 @dataclass(frozen=True)
