@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -68,3 +69,23 @@ def test_code_math_links_numbering_years_and_references_are_not_prose_numbers():
     assert numbers_in_prose(text) == []
     assert [n for n, _ in numbers_in_prose("a 15-token caption costs 2.5x, +14.5 points")] == \
         ["15", "2.5", "14.5"]
+
+
+_WALL_CLOCK = re.compile(
+    r"assert[^\n#]*\b\w*(seconds|elapsed|_s|_ms|ms_per_query|wall|minutes)\w*[\"'\])]*\s*"
+    r"[<>]=?\s*[\d.]+")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_notebook_asserts_an_absolute_wall_clock_threshold(path):
+    """Timing goals are ratios measured side by side (benchmarks/); a notebook prints them."""
+    cells = json.loads(path.read_text())["cells"]
+    found = [m.group(0) for c in cells if c["cell_type"] == "code"
+             for m in _WALL_CLOCK.finditer("".join(c["source"]))]
+    assert not found, found
+
+
+def test_the_wall_clock_pattern_finds_what_it_should():
+    assert _WALL_CLOCK.search('assert history["seconds"] < 300')
+    assert _WALL_CLOCK.search("assert elapsed < 600, elapsed")
+    assert not _WALL_CLOCK.search("assert speedup >= 0.5 * limit")

@@ -24,6 +24,7 @@ __all__ = [
     "COLOURS",
     "EVENT_KINDS",
     "GENERATOR_VERSION",
+    "OBJECT_COUNTS",
     "SHAPES",
     "SPLITS",
     "ClipConfig",
@@ -94,6 +95,10 @@ def _key(version: int, config: WorldConfig | ClipConfig) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+OBJECT_COUNTS: tuple[int, int, int] = (2, 3, 4)
+"""How many objects a scene may hold; ``WorldConfig.n_objects_probs`` gives their odds."""
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Everything that decides the image world's contents (notebook 00)."""
@@ -101,7 +106,7 @@ class WorldConfig:
     image_size: int = 64
     shapes: tuple[str, ...] = ("circle", "square", "triangle")
     colours: tuple[str, ...] = ("red", "green", "blue")
-    #: Probability of 2, 3 and 4 objects in a scene.
+    #: Probability of each of :data:`OBJECT_COUNTS` (2, 3 and 4 objects) in a scene.
     n_objects_probs: tuple[float, float, float] = (0.1, 0.3, 0.6)
     grid: int = 4
     fine_grid: int = 8

@@ -21,7 +21,7 @@ each with its reason, in ``notebooks/prose_exceptions.json``:
 
     python -m fastslow_lib.course.prose [notebooks/*.ipynb]
 
-Taught in no notebook: it checks them all (see the README's "How the course is checked").
+Taught in no notebook: it checks them all (the README's "How the numbers are checked").
 """
 
 from __future__ import annotations

@@ -21,10 +21,13 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
+
+from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import RELEASES, manifest
-from fastslow_lib.course.report import claims_rows, claims_table
-from fastslow_lib.course.results import load_summary
+from fastslow_lib.course.report import RULE, claims_rows, claims_table
+from fastslow_lib.course.results import load_outcomes, load_summary
 
 __all__ = ["BLOCKS", "fill_blocks", "generated_blocks", "update_readme"]
 
@@ -33,7 +36,96 @@ _END = "<!-- end generated: {name} -->"
 
 
 def _claims(summary: Mapping, results_dir: Path) -> str:
-    return claims_table(summary, results_dir)
+    return f"{claims_table(summary, results_dir)}\n\n{RULE}"
+
+
+def _json(results_dir: Path, name: str) -> dict:
+    return json.loads((results_dir / name).read_text())
+
+
+def _world(summary: Mapping, results_dir: Path) -> str:
+    from fastslow_lib.config.presets import get_preset
+    from fastslow_lib.config.world import OBJECT_COUNTS
+
+    d, w = summary["00_data"], get_preset(summary["00_data"]["preset"]).world
+    b = _json(results_dir, "bench_world.json")
+    n_objects = [n for n, p in zip(OBJECT_COUNTS, w.n_objects_probs, strict=True) if p > 0]
+    return "\n".join([
+        f"- {w.image_size} x {w.image_size} RGB images of {min(n_objects)} to {max(n_objects)} "
+        f"objects ({', '.join(w.shapes)}; {', '.join(w.colours)}; small and large, and tiny in "
+        f"small-object scenes) on a {w.grid} x {w.grid} grid, each image with its **scene "
+        "description**;",
+        f"- **{w.captions_per_image} captions per image** from a grammar with varied wording: "
+        "places (\"in the top left\"), orders (\"from left to right: ...\"), relations (\"a "
+        "red circle is above a blue square\");",
+        f"- Karpathy-style splits: `train` {d['train_images']:,} images, `val` {w.n_val:,}, "
+        f"`test` {d['test_images']:,} images and {d['test_captions']:,} captions (the "
+        f"`{d['preset']}` preset), plus a `small` split (small-object scenes only) and a "
+        f"compositional `probe` ({d['probe_pairs']:,} pairs of twin images with one binding "
+        "swapped);",
+        f"- captions **identify their image**: the oracle Recall@1 ceiling is "
+        f"{d['oracle_R@1']:.1f}% (from the scene descriptions; a test keeps it at 95% or more).",
+        "",
+        f"Generation is deterministic per seed, bit for bit. `benchmarks/bench_world.py` "
+        f"(`results/bench_world.json`, {b['machine']}): the {b['n_train_images']:,}-image "
+        f"training split is generated in {b['train_generation_s']:.1f} s, every split plus the "
+        f"probe in {b['all_generation_s']:.1f} s; reading them back from the cache takes "
+        f"{b['cache_read_s']:.1f} s.",
+    ])
+
+
+def _index(_: Mapping, results_dir: Path) -> str:
+    b = _json(results_dir, "bench_index.json")
+    n = max(b["results"], key=int)
+    rows = ["| index | setting | build | bytes/vector | ms/query | speed-up vs flat "
+            f"| R@{b['k']} vs flat |", "|---|---|---|---|---|---|---|"]
+    for kind, r in b["results"][n].items():
+        setting = r["index"].split("(", 1)[1].split(")")[0] if "(" in r["index"] else ""
+        rows.append(f"| {kind} | {setting} | {r['build_s']:.0f} s | {r['bytes_per_vector']:.0f} "
+                    f"| {r['median_latency_ms']:.2f} | {r['latency_speedup_vs_flat']:.0f}x | "
+                    f"{r['recall_at_k']:.3f} |")
+    rows += ["", f"N = {int(n):,} vectors, d = {b['dim']}, k = {b['k']}, {b['n_queries']:,} "
+             f"queries; {b['machine']}, faiss {b['faiss_version']}. {b['data']}."]
+    return "\n".join(rows)
+
+
+def _gpu(_: Mapping, results_dir: Path) -> str:
+    cpu_slow, gpu_slow = (_json(results_dir, "bench_slow.json"),
+                          _json(results_dir, "bench_slow_gpu.json"))
+    train = _json(results_dir, "bench_train_gpu.json")
+    qb = {q: _json(results_dir, f"bench_rerank_gpu_qb{q}.json") for q in (16, 200)}
+    cpu_rr = _json(results_dir, "bench_rerank.json")
+    card = gpu_slow["device"].split("(", 1)[1].rstrip(")")
+    t = train["rows"]
+    rows = [f"Files: `results/bench_train_gpu.json`, `results/bench_slow_gpu.json`, "
+            f"`results/bench_rerank_gpu_qb16.json`, `results/bench_rerank_gpu_qb200.json` "
+            f"({gpu_slow['machine']}); the CPU columns are `results/bench_slow.json` and "
+            f"`results/bench_rerank.json` ({cpu_slow['machine']}).", "",
+            f"| | {cpu_slow['machine']} | {card} |", "|---|---|---|",
+            f"| Slow batched scoring, pairs/s (`bench_slow.py`) | "
+            f"{cpu_slow['rows']['batched']['pairs_per_s']:,.0f} ({cpu_slow['ratio']:.0f}x the "
+            f"per-pair loop) | {gpu_slow['rows']['batched']['pairs_per_s']:,.0f} "
+            f"({gpu_slow['ratio']:.0f}x the per-pair loop) |",
+            f"| Fast training, {t['fast']['steps']} steps | | {t['fast']['seconds']:.1f} s "
+            f"({t['fast']['steps_per_s']:.1f} steps/s) |",
+            f"| Slow training, {t['slow']['steps']} steps | | {t['slow']['seconds']:.1f} s "
+            f"({t['slow']['steps_per_s']:.1f} steps/s) |", "",
+            f"Re-ranking, K = {qb[16]['rows'][0]['K']}, {qb[16]['queries']} queries "
+            "(`--query-block` = queries per Slow call):", "",
+            "| gallery N | Slow on everything, ms/query (CPU / GPU) | Fast + Slow(K), CPU | "
+            "GPU, blocks of 16 | GPU, blocks of 200 | speed-up CPU / GPU (blocks of 200) "
+            "| ideal N/K |", "|---|---|---|---|---|---|---|"]
+    cpu_by_n = {r["N"]: r for r in cpu_rr["rows"]}
+    for r16, r200 in zip(qb[16]["rows"], qb[200]["rows"], strict=True):
+        c = cpu_by_n.get(r200["N"])
+        cpu_all = f"{c['slow_all_ms_per_query']:,.0f}" if c else "-"
+        cpu_fs = f"{c['fast_slow_ms_per_query']:.2f} ms" if c else "-"
+        cpu_speed = f"{c['speedup']:,.0f}x" if c else "-"
+        rows.append(f"| {r200['N']:,} | {cpu_all} / {r200['slow_all_ms_per_query']:,.1f} | "
+                    f"{cpu_fs} | {r16['fast_slow_ms_per_query']:.2f} ms | "
+                    f"{r200['fast_slow_ms_per_query']:.2f} ms | {cpu_speed} / "
+                    f"{r200['speedup']:,.0f}x | {r200['ideal']:,.0f}x |")
+    return "\n".join(rows)
 
 
 def _probe(values: Mapping, prefix: str) -> str:
@@ -69,6 +161,98 @@ def _slow(summary: Mapping, _: Path) -> str:
     return "\n".join(rows)
 
 
+def _ci(outcomes: Mapping, section: str, name: str, k: int = 1) -> str:
+    """``83.5 [77.6, 88.4]``: a recall (ranks) or probe (outcomes in [0, 1]) with its interval."""
+    values = np.asarray(outcomes[section][name])
+    if name.endswith("ranks"):
+        return str(proportion_interval(hits_at(values.astype(np.int64), k)))
+    return str(proportion_interval(values))
+
+
+def _paired(outcomes: Mapping, section: str, a: str, b: str) -> str:
+    hits = [hits_at(np.asarray(outcomes[section][n], dtype=np.int64), 1) for n in (a, b)]
+    return paired_difference_interval(*hits).signed()
+
+
+def _distill(summary: Mapping, results_dir: Path) -> str:
+    d, o = summary["03_distill"], load_outcomes(results_dir)
+    rows = ["| | test R@1 [95% interval] | R@5 / R@10 | probe (colour / size / position) "
+            "| held-out look-alike accuracy |", "|---|---|---|---|---|"]
+    for name, key in (("Fast (release)", "fast"), ("distilled Fast (release)", "distilled")):
+        rows.append(f"| {name} | {_ci(o, '03_distill', key + '_test_ranks')} | "
+                    f"{d[key + '_R@5']:.1f} / {d[key + '_R@10']:.1f} | {_probe(d, key + '_')} "
+                    f"| {d[key + '_look-alike acc']:.1f} |")
+    n = len(o["03_distill"]["fast_test_ranks"])
+    rows += ["", f"Distilled minus Fast, paired over the same {n:,} test queries: "
+             f"{_paired(o, '03_distill', 'distilled_test_ranks', 'fast_test_ranks')} R@1. The "
+             f"teacher picks a training caption's image among its look-alikes "
+             f"{d['teacher_lookalike_acc_train']:.1f}% of the time, Fast "
+             f"{d['fast_lookalike_acc_train']:.1f}%."]
+    return "\n".join(rows)
+
+
+def _rerank(summary: Mapping, results_dir: Path) -> str:
+    r, o = summary["04_rerank"], load_outcomes(results_dir)
+    rows = ["| | R@1 alone | R@10 (the cap at K = 10) | + Slow(10) R@1 [95% interval] "
+            "| minus Slow on everything |", "|---|---|---|---|---|"]
+    for name in ("Fast", "distilled_Fast"):
+        ranks = f"{name}_plus_slow10_ranks"
+        rows.append(f"| {name.replace('_', ' ')} | {r[name + '_R@1']:.1f} | "
+                    f"{r[name + '_R@10']:.1f} | {_ci(o, '04_rerank', ranks)} | "
+                    f"{_paired(o, '04_rerank', ranks, 'slow_all_ranks')} |")
+    rows.append(f"| Slow on everything | {_ci(o, '04_rerank', 'slow_all_ranks')} | | | |")
+    rows += ["", f"{r['queries']} test queries against all {r['gallery']:,} test images, "
+             f"{r['device']}. Cost per query as the gallery grows (K = 10):", "",
+             "| gallery N | Slow on everything, ms | Fast + Slow(10), ms | speed-up | ideal N/K |",
+             "|---|---|---|---|---|"]
+    rows += [f"| {x['N']:,} | {x['slow_ms']:,.0f} | {x['fast_slow_ms']:.2f} | "
+             f"{x['speedup']:,.0f}x | {x['ideal']:,.0f}x |" for x in r["scale"]]
+    return "\n".join(rows)
+
+
+def _video(summary: Mapping, results_dir: Path) -> str:
+    v, o = summary["05_video"], load_outcomes(results_dir)
+    names = [k[: -len("_R@1")] for k in v if k.endswith("_R@1") and not k.startswith("slow_")
+             and not k.startswith("rerank")]
+    rows = ["| | R@1 / R@5 / R@10 | consistent@1 | order probe [95% interval] | reversed | "
+            "swapped |", "|---|---|---|---|---|---|"]
+    for n in names:
+        probe = (_ci(o, "05_video", f"{n}_probe") if f"{n}_probe" in o.get("05_video", {})
+                 else f"{v[n + '_probe']:.1f}")
+        rows.append(f"| {n} | {v[n + '_R@1']:.1f} / {v[n + '_R@5']:.1f} / {v[n + '_R@10']:.1f} "
+                    f"| {v[n + '_consistent@1']:.1f} | {probe} | {v[n + '_probe_reversed']:.1f} "
+                    f"| {v[n + '_probe_swapped']:.1f} |")
+    rows += ["", f"{v['queries']} test queries against all {v['gallery']} test clips of "
+             f"{v['frames']} frames ({v['train_clips']:,} training clips), {v['device']}. "
+             f"Re-ranking {v['rerank_fast']}'s top K with Slow: R@1 by K "
+             + ", ".join(f"{k}: {x:.1f}" for k, x in
+                         sorted(v["rerank_R@1_by_K"].items(), key=lambda kv: int(kv[0])))
+             + f"; at K = {v.get('speedup_K', v.get('smallest_K_within_1_of_slow'))}, "
+             f"{v['fast_slow_ms_per_query']:.2f} ms per query against "
+             f"{v['slow_all_ms_per_query']:.1f} ms for Slow on everything: "
+             f"{v['speedup']:.0f}x (ideal {v['ideal_speedup']:.0f}x)."]
+    return "\n".join(rows)
+
+
+def _scale(summary: Mapping, _: Path) -> str:
+    s = summary["06_demo_and_scale"]
+    rows = ["| index | build | bytes/vector | ms/query | recall@10 vs flat |",
+            "|---|---|---|---|---|"]
+    rows += [f"| {kind} | {r['build_s']:.1f} s | {r['bytes']:.0f} | {r['ms']:.3f} | "
+             f"{r['recall']:.3f} |" for kind, r in s["index"].items()]
+    c, p = s["measured_costs"], s["projected_1e9"]
+    tib = 2.0 ** 40
+    rows += ["", f"FAISS at N = {s['index_N']:,} synthetic clustered vectors, {s['device']}. "
+             f"Measured per-item costs: Slow {c['slow_pair_ms']:.3f} ms per (query, image) pair, "
+             f"Fast + Slow(10) re-scoring {c['rerank_ms']:.1f} ms per query, Slow's cache "
+             f"{c['bytes_slow'] / 1024:.0f} KiB per image. Projected to 10^9 items: Slow on "
+             f"everything {p['slow_all_ms'] / 1e3 / 86400:.1f} days per query, Fast (IVF-PQ) + "
+             f"Slow(10) {p['fast_ann_slow_ms']:.1f} ms; a flat index "
+             f"{p['flat_bytes'] / tib:.2f} TiB, IVF-PQ codes {p['ann_bytes'] / tib:.2f} TiB, "
+             f"Slow's cache {p['slow_cache_bytes'] / tib:.0f} TiB."]
+    return "\n".join(rows)
+
+
 #: What each notebook builds (the course map's second column).
 NOTEBOOKS: dict[str, str] = {
     "00_data": "the embedded world, tokenizer, retrieval metrics",
@@ -95,7 +279,7 @@ def _course(summary: Mapping, results_dir: Path) -> str:
              "|---|---|---|---|"]
     for name, builds in NOTEBOOKS.items():
         mine = [r for r in rows if r["notebook"] == name]
-        met = (f"{sum(r['met'] is True for r in mine)} of {len(mine)}" if mine else "(none)")
+        met = (f"{sum(r['met'] == 'met' for r in mine)} of {len(mine)}" if mine else "(none)")
         seconds = times.get(f"{name}.ipynb")
         shown = f"{seconds:.0f} s" if seconds is not None else "not run yet"
         lines.append(f"| [{name}](notebooks/{name}.ipynb) | {builds} | {shown} | {met} |")
@@ -132,9 +316,11 @@ def _release(_: Mapping, __: Path) -> str:
 
 
 #: Block name -> how to make its text from the summary and the results folder.
-BLOCKS: dict[str, Callable[[Mapping, Path], str]] = {"claims": _claims, "fast": _fast,
-                                                      "slow": _slow, "course": _course,
-                                                      "release": _release}
+BLOCKS: dict[str, Callable[[Mapping, Path], str]] = {
+    "claims": _claims, "fast": _fast, "slow": _slow, "course": _course, "release": _release,
+    "world": _world, "index": _index, "gpu": _gpu, "distill": _distill, "rerank": _rerank,
+    "video": _video, "scale": _scale,
+}
 
 
 def generated_blocks(results_dir: str | Path | None = None) -> dict[str, str]:

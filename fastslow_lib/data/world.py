@@ -33,7 +33,13 @@ import numpy as np
 from transformers import PreTrainedTokenizerFast
 
 from fastslow_lib.config.checks import check_int
-from fastslow_lib.config.world import GENERATOR_VERSION, SPLITS, WorldConfig, check_split
+from fastslow_lib.config.world import (
+    GENERATOR_VERSION,
+    OBJECT_COUNTS,
+    SPLITS,
+    WorldConfig,
+    check_split,
+)
 from fastslow_lib.data.cache import (
     cache_folder,
     cached_or_generated,
@@ -73,7 +79,7 @@ def _rng(cfg: WorldConfig, stream: str) -> np.random.Generator:
 
 
 def _scene(cfg: WorldConfig, rng: np.random.Generator, fine: bool) -> Scene:
-    n = int(rng.choice([2, 3, 4], p=list(cfg.n_objects_probs)))
+    n = int(rng.choice(list(OBJECT_COUNTS), p=list(cfg.n_objects_probs)))
     return sample_scene(
         rng,
         image_size=cfg.image_size,
