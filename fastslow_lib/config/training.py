@@ -19,8 +19,8 @@ from typing import Any
 
 from fastslow_lib.config.checks import check_int, check_int_fields
 
-__all__ = ["DistillConfig", "FastTrainConfig", "ReleaseBudgets", "SlowTrainConfig",
-           "TrainConfig", "VideoSettings"]
+__all__ = ["DistillConfig", "FastTrainConfig", "RankingDistillConfig", "ReleaseBudgets",
+           "SlowTrainConfig", "TrainConfig", "VideoSettings"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,36 @@ class DistillConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class RankingDistillConfig:
+    """Distillation signal (b) (notebook 03): the teacher's ranking of Fast-mined hard negatives.
+
+    For ``rows`` captions of every (random) batch, the student scores the caption against its
+    own image and ``negatives`` hard negatives that the plain Fast model ranks highest among the
+    images the caption is false of; a listwise term (KL, temperature ``tau``) pulls that softmax
+    towards the teacher's over the same candidates. ``teacher=False`` is the control: the same
+    candidates with a hard label (the caption's own image) instead of the teacher's scores.
+    """
+
+    negatives: int = 3
+    rows: int = 32
+    weight: float = 1.0
+    tau: float = 2.0
+    teacher: bool = True
+
+    def __post_init__(self) -> None:
+        check_int(self.negatives, "negatives", 1, type_error=ValueError)
+        check_int(self.rows, "rows", 1, type_error=ValueError)
+        if not self.weight >= 0 or not self.tau > 0:
+            raise ValueError(f"weight must be >= 0 and tau > 0, got {self.weight}, {self.tau}")
+        if not isinstance(self.teacher, bool):
+            raise ValueError(f"teacher must be a bool, got {self.teacher!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (saved beside checkpoints)."""
+        return asdict(self)
+
+
 def _video_fast_model() -> dict[str, Any]:
     return {"image_size": 32}
 
@@ -157,6 +187,8 @@ class ReleaseBudgets:
     #: The student's InfoNCE budget is ``fast_train``'s.
     distill: DistillConfig
     video: VideoSettings
+    #: Signal (b)'s students (their InfoNCE budget is ``fast_train``'s too).
+    ranking: RankingDistillConfig = field(default_factory=RankingDistillConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved in the release manifest)."""

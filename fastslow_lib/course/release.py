@@ -31,7 +31,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,20 +41,24 @@ import torch
 
 from fastslow_lib.config.presets import Preset, get_preset
 from fastslow_lib.config.training import ReleaseBudgets
+from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import (
     CONFIG_NAME,
     TRAINING_NAME,
     WEIGHTS_NAME,
+    cached_arrays,
     read_metadata,
 )
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.progress import progress
 from fastslow_lib.data.clips import ClipWorld, load_clip_world
 from fastslow_lib.data.datasets import RetrievalProtocol
 from fastslow_lib.data.world import World, load_world
-from fastslow_lib.distill import get_distilled_model
+from fastslow_lib.distill import get_distilled_model, get_ranking_student, ranking_candidates
 from fastslow_lib.fast.evaluate import retrieval_report
 from fastslow_lib.fast.training import get_fast_model
+from fastslow_lib.rerank import SlowGallery
 from fastslow_lib.slow.matching import get_matching_model, mine_hard_negatives
 from fastslow_lib.slow.scoring import slow_scores
 from fastslow_lib.slow.training import get_slow_model
@@ -104,6 +108,10 @@ RELEASES: dict[str, ReleaseSpec] = {s.name: s for s in (
                 "02_slow", kind="slow"),
     ReleaseSpec("itm", "baseline: image-text matching head on Slow's trunk", "02_slow",
                 ("fast",), kind="slow"),
+    ReleaseSpec("fast_ranked", "Fast distilled from Slow's ranking of its hard negatives",
+                "03_distill", ("fast", "slow")),
+    ReleaseSpec("fast_hard_negatives", "control: Fast with the same hard negatives, no teacher",
+                "03_distill", ("fast",)),
 )}
 
 #: What the ablations change in the preset's Slow model.
@@ -278,6 +286,15 @@ class Releases:
                 paths=paths, **kw)  # type: ignore[arg-type]
             return model, {**info["history"], "teacher_seconds": info.get("teacher_seconds")}, \
                 loaded
+        if name in ("fast_ranked", "fast_hard_negatives"):
+            teacher = name == "fast_ranked"
+            cfg = replace(b.ranking, teacher=teacher)
+            candidates, scores = self.ranking_inputs()
+            parents = {"miner": self.folder("fast"), **({"teacher": self.folder("slow")}
+                                                        if teacher else {})}
+            return get_ranking_student(world, tok, p.fast_model, b.fast_train, cfg, out,
+                                       candidates, scores if teacher else None,
+                                       parents=parents, **kw)
         if name.startswith("video_fast_"):
             return get_video_fast_model(self.clips, self.clips.tokenizer(), b.video, out,
                                         temporal=name.removeprefix("video_fast_"),
@@ -292,6 +309,33 @@ class Releases:
         fast = self.get("fast")[0]
         return mine_hard_negatives(fast, self.tokenizer, self.world.train, k=8,  # type: ignore[union-attr]
                                    max_len=self.budgets.fast_train.max_len, device=self.device)
+
+    def ranking_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Signal (b)'s candidates (each training caption's image, then its hard negatives by
+        the release Fast) and the release Slow's scores of them, cached under
+        ``checkpoints/release-cache`` keyed on both models' weights."""
+        b, world = self.budgets, self.world
+        cache = repo_root() / "checkpoints" / "release-cache" / \
+            f"ranking_teacher_{self.preset.name}.safetensors"
+        config = {"miner": file_fingerprint(self.folder("fast")),
+                  "teacher": file_fingerprint(self.folder("slow")),
+                  "negatives": b.ranking.negatives, "world": world.config.key()}  # type: ignore[union-attr]
+
+        def compute() -> dict[str, np.ndarray]:
+            fast, slow = self.get("fast")[0], self.get("slow")[0]
+            split, max_len = world.train, b.fast_train.max_len  # type: ignore[union-attr]
+            cand = ranking_candidates(fast, self.tokenizer, split, negatives=b.ranking.negatives,
+                                      max_len=max_len, device=self.device)
+            gallery = SlowGallery(slow, split.images, device=self.device)
+            scores = np.zeros(cand.shape, dtype=np.float32)
+            for s in progress(range(0, len(cand), 512), desc="teacher scores of candidates"):
+                texts = list(split.captions[s : s + 512])
+                scores[s : s + 512] = gallery.candidate_scores(self.tokenizer, texts,
+                                                               cand[s : s + 512], max_len=max_len)
+            return {"candidates": cand, "scores": scores}
+
+        arrays, _ = cached_arrays(cache, config, compute)
+        return arrays["candidates"], arrays["scores"]
 
     def validation(self, name: str) -> dict[str, float]:
         """The validation figures the manifest keeps for ``name`` (a rerun should match them).

@@ -1,4 +1,4 @@
-"""Distillation: the Slow captioner teaches the Fast dual encoder at training time.
+"""Distillation signal (a), the paper's: the student's in-batch softmax matched to the teacher's.
 
 Taught in notebooks/03_distill.ipynb.
 
