@@ -274,6 +274,15 @@ def _relation(scene: Scene, rng: np.random.Generator, size_prob: float) -> tuple
     return text, CaptionForm(tuple(mentions), tuple(relations))
 
 
+CAPTION_KINDS: tuple[str, ...] = ("place", "relation")
+"""What a caption's meaning rests on: places alone, or relations between objects too."""
+
+
+def caption_kind(form: CaptionForm) -> str:
+    """``"relation"`` for a caption that relates objects (relations, orders), else ``"place"``."""
+    return "relation" if form.relations else "place"
+
+
 def caption_scene(
     scene: Scene, rng: np.random.Generator, template: str | None = None
 ) -> tuple[str, CaptionForm]:

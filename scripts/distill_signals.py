@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Notebook 03's distillation signals, scored on the release models: results/distill_signals.json.
+
+Every student has plain Fast's architecture, data, seed and release budget (InfoNCE on the true
+pairs in all of them); they differ in one term:
+
+* ``fast``: plain Fast, the converged baseline (its validation curve is flat; notebook 01);
+* ``fast_distilled``: signal (a), the paper's: look-alike batches, the student's softmax over
+  each group matched to the teacher's (:mod:`fastslow_lib.distill.groups`);
+* ``fast_ranked``: signal (b): random batches, plus the teacher's ranking of each caption's own
+  image among the hard negatives Fast mined for it (:mod:`fastslow_lib.distill.ranking`);
+* ``fast_hard_negatives``: (b)'s control: the same candidates, a hard label, no teacher.
+
+For each, on all 5,000 test captions against the 1,000 test images: the rank of every query
+(paired intervals against Fast come from them), R@1 per caption kind (places alone, or
+relations between objects), the probe per kind, and the teacher's accuracy on exactly the
+queries the model gets wrong (does Slow rank the true image above the model's wrong top 1?).
+Each row keeps the sha256 of the weights it scored; notebook 03 checks them against the
+release manifest.
+
+    python scripts/distill_signals.py [--preset cpu] [--threads 2]
+
+About a minute on 2 cores (scoring only; the models come from data/release/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
+from fastslow_lib.core.metrics import ranks_of_gt
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.course.release import Releases, manifest
+from fastslow_lib.data import RetrievalProtocol
+from fastslow_lib.data.captions import CAPTION_KINDS, caption_kind
+from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_outcomes
+from fastslow_lib.slow.scoring import slow_pair_scores
+
+#: Release model -> what it is, in the order notebook 03 shows them.
+STUDENTS: dict[str, str] = {
+    "fast": "Fast (converged, no teacher)",
+    "fast_distilled": "(a) in-batch softmax over look-alike groups",
+    "fast_ranked": "(b) the teacher's ranking of Fast's hard negatives",
+    "fast_hard_negatives": "(b)'s control: the same hard negatives, no teacher",
+}
+
+
+def dumps(obj) -> str:
+    """JSON with one line per list of numbers (the outcomes), indented elsewhere."""
+    text = json.dumps(obj, indent=1)
+    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = pick_device()
+    preset = get_preset(args.preset)
+    rel = Releases(preset, device, mode="release")
+    world, tok = rel.world, rel.tokenizer
+    max_len = preset.release_budgets().fast_train.max_len
+    test = RetrievalProtocol.from_split(world.test)
+    kinds = np.array([caption_kind(f) for f in world.test.forms])
+    released = manifest(rel.root)["models"]
+    slow = rel.get("slow")[0]
+    results: dict[str, dict] = {}
+    missing = [name for name in STUDENTS if name not in released]
+    for name, what in STUDENTS.items():
+        if name in missing:
+            print(f"{name}: no release model yet (make reproduce ONLY={name})")
+            continue
+        model = rel.get(name)[0]
+        scores = fast_scores(model, tok, test, max_len=max_len, device=device)
+        ranks = ranks_of_gt(scores, test.gt)
+        probe = probe_outcomes(fast_pair_scorer(model, tok, max_len=max_len, device=device),
+                               world.probe)
+        # The teacher on exactly this model's mistakes: Slow's score of the true image against
+        # that of the model's wrong top 1, for every query the model gets wrong.
+        wrong = np.flatnonzero(ranks > 1)
+        top1 = scores[wrong].argmax(axis=1)
+        texts = [test.queries[q] for q in wrong]
+        s_true = slow_pair_scores(slow, tok, texts, test.gallery[test.gt[wrong]],
+                                  max_len=max_len, device=device)
+        s_top = slow_pair_scores(slow, tok, texts, test.gallery[top1], max_len=max_len,
+                                 device=device)
+        results[name] = {
+            "what": what, "sha256": released[name]["sha256"]["model.safetensors"],
+            "test_R@1": proportion_interval(hits_at(ranks, 1)).to_dict(),
+            "test_R@5": round(100 * float(np.mean(ranks <= 5)), 2),
+            "test_R@10": round(100 * float(np.mean(ranks <= 10)), 2),
+            "R@1_by_caption_kind": {k: round(100 * float(np.mean(ranks[kinds == k] == 1)), 2)
+                                    for k in CAPTION_KINDS},
+            "probe": {k: round(100 * float(v.mean()), 2) for k, v in probe.items()},
+            "errors": int(len(wrong)),
+            "teacher_right_on_errors_%": round(100 * float(np.mean(s_true > s_top)), 2)
+            if len(wrong) else None,
+            "outcomes": {"test_ranks": ranks.tolist(),
+                         **{k: v.tolist() for k, v in probe.items()}},
+        }
+        if name != "fast":
+            base = hits_at(np.asarray(results["fast"]["outcomes"]["test_ranks"]), 1)
+            results[name]["minus_fast_R@1"] = paired_difference_interval(
+                hits_at(ranks, 1), base).to_dict()
+        print(name, f"R@1 {proportion_interval(hits_at(ranks, 1))}",
+              results[name].get("minus_fast_R@1", ""), flush=True)
+    out = {
+        "machine": machine_name(), "device": describe_device(device),
+        "date": dt.date.today().isoformat(), "preset": preset.name,
+        "world": world.config.key(), "queries": len(test.queries), "gallery": len(test.gallery),
+        "caption_kinds": {k: int((kinds == k).sum()) for k in CAPTION_KINDS},
+        "ranking": preset.release_budgets().ranking.to_dict(),
+        "results": results, "not_built": missing,
+    }
+    path = args.out or repo_root() / "results" / "distill_signals.json"
+    path.write_text(dumps(out) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
