@@ -144,16 +144,20 @@ class SearchDemo:
         import matplotlib.pyplot as plt
 
         n = min(show, res.k)
-        fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4.0), squeeze=False)
-        rows = (("Fast", res.fast_ids, res.fast_scores), ("Slow", res.ids, res.slow_scores))
-        for r, (name, ids, scores) in enumerate(rows):
+        fig, axes = plt.subplots(2, n, figsize=(min(10.0, 1.9 * n), 5.2), squeeze=False)
+        rows = (("Fast", res.fast_ids, res.fast_scores, "cosine"),
+                ("Slow", res.ids, res.slow_scores, "log-lik."))
+        for r, (name, ids, scores, unit) in enumerate(rows):
             for c in range(n):
                 ax = axes[r, c]
                 item = self.images[int(ids[c])]
                 ax.imshow(item if item.ndim == 3 else np.concatenate(list(item), axis=1))
-                ax.set_title(f"{name} #{c + 1}: {int(ids[c])}\n{scores[c]:.2f}", fontsize=8)
+                ax.set_title(f"{name} #{c + 1}: image {int(ids[c])}\n{unit} {scores[c]:.2f}",
+                             fontsize=8)
                 ax.set_axis_off()
-        plt.tight_layout()
+        fig.suptitle("Fast's top items (top row) and Slow's re-ranking of them (bottom row)",
+                     fontsize=9)
+        fig.tight_layout(h_pad=2.0)
         plt.show()
 
     def show_grounding(self, query: str, image_id: int) -> None:
@@ -164,11 +168,16 @@ class SearchDemo:
 
         image = self.images[image_id]
         words, maps = word_heatmaps(self.slow, self.tok, query, image, device=self.device)
-        fig, axes = plt.subplots(1, len(words), figsize=(1.6 * len(words), 1.9), squeeze=False)
-        for ax, word, m in zip(axes[0], words, maps, strict=True):
-            ax.imshow(image)
-            ax.imshow(upsample_map(m, image.shape[0]), alpha=0.55, cmap="magma")
-            ax.set_title(word, fontsize=8)
+        cols = min(8, len(words))
+        rows = -(-len(words) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.5 * rows), squeeze=False)
+        shown = None
+        for ax in axes.ravel():
             ax.set_axis_off()
-        plt.tight_layout()
+        for ax, word, m in zip(axes.ravel(), words, maps, strict=False):
+            ax.imshow(image)
+            shown = ax.imshow(upsample_map(m, image.shape[0]), alpha=0.55, cmap="magma")
+            ax.set_title(word, fontsize=8)
+        if shown is not None:
+            fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
         plt.show()
