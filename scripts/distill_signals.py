@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from fastslow_lib.core.intervals import hits_at, paired_difference_interval, pro
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import Releases, manifest
+from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.data.captions import CAPTION_KINDS, caption_kind
 from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_outcomes
@@ -52,13 +51,6 @@ STUDENTS: dict[str, str] = {
     "fast_ranked": "(b) the teacher's ranking of Fast's hard negatives",
     "fast_hard_negatives": "(b)'s control: the same hard negatives, no teacher",
 }
-
-
-def dumps(obj) -> str:
-    """JSON with one line per list of numbers (the outcomes), indented elsewhere."""
-    text = json.dumps(obj, indent=1)
-    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
-                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
 
 
 def main() -> None:
@@ -126,7 +118,7 @@ def main() -> None:
         "results": results, "not_built": missing,
     }
     path = args.out or repo_root() / "results" / "distill_signals.json"
-    path.write_text(dumps(out) + "\n")
+    path.write_text(compact_json(out) + "\n")
     print(f"wrote {path}")
 
 

@@ -31,8 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import re
 import time
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import Releases, manifest
+from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import (
     fast_pair_scorer,
@@ -98,13 +97,6 @@ def evaluate(model, tok, world, protocols, max_len: int, device) -> dict:
     return out
 
 
-def dumps(obj) -> str:
-    """JSON with one line per list of numbers (the outcomes), indented elsewhere."""
-    text = json.dumps(obj, indent=1, default=list)
-    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
-                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="cpu")
@@ -150,7 +142,7 @@ def main() -> None:
         "not_built": missing,
     }
     path = args.out or repo_root() / "results" / "slow_ablations.json"
-    path.write_text(dumps(out) + "\n")
+    path.write_text(compact_json(out) + "\n")
     print(f"wrote {path}")
 
 

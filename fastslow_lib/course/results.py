@@ -30,8 +30,8 @@ import numpy as np
 
 from fastslow_lib.core.paths import repo_root
 
-__all__ = ["load_outcomes", "load_summary", "record", "record_outcomes", "render_markdown",
-           "repo_root", "resolve_results_dir"]
+__all__ = ["compact_json", "load_outcomes", "load_summary", "record", "record_outcomes",
+           "render_markdown", "repo_root", "resolve_results_dir"]
 
 ENV_VAR = "FASTSLOW_RESULTS"
 JSON_NAME = "summary.json"
@@ -239,3 +239,13 @@ def record_outcomes(
     _atomic_write(path, json.dumps(everything, sort_keys=True, separators=(",", ":")) + "\n")
     _atomic_write(directory / MD_NAME, render_markdown(load_summary(directory), directory))
     return path
+
+
+def compact_json(obj: Any) -> str:
+    """Indented JSON with every list of numbers (per-query outcomes) on one line: the form of
+    the results files the scripts write (``slow_ablations.json``, ``distill_signals.json``)."""
+    import re
+
+    text = json.dumps(obj, indent=1, default=list)
+    return re.sub(r"\[\s*([-0-9.eE,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
