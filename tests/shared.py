@@ -18,3 +18,8 @@ TINY_VISION = {
     "stem_type": "deep",
     "stem_width": 8,
 }
+
+
+#: A tiny Fast model's sizes (the distillation tests' students and miners).
+TINY_FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
+             "vision_kwargs": TINY_VISION}

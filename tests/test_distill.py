@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from shared import TINY_VISION
+from shared import TINY_FAST, TINY_VISION
 
 from fastslow_lib.config.training import FastTrainConfig
 from fastslow_lib.distill import (
@@ -28,8 +28,7 @@ from fastslow_lib.slow.model import SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_pair_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
-        "vision_kwargs": TINY_VISION}
+FAST = TINY_FAST
 
 
 @pytest.fixture(scope="module")

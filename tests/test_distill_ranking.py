@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from shared import TINY_VISION
+from shared import TINY_FAST
 
 from fastslow_lib.config.training import FastTrainConfig, RankingDistillConfig
 from fastslow_lib.data.captions import is_true
@@ -21,8 +21,7 @@ from fastslow_lib.distill import (
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-FAST = {"embed_dim": 16, "text_width": 32, "text_layers": 1, "text_heads": 2,
-        "vision_kwargs": TINY_VISION}
+FAST = TINY_FAST
 
 
 @pytest.fixture(scope="module")
