@@ -75,7 +75,7 @@ def main() -> None:
         if name in missing:
             print(f"{name}: no release model yet (make reproduce ONLY={name})")
             continue
-        model = rel.get(name)[0]
+        model, history, _ = rel.get(name)
         scores = fast_scores(model, tok, test, max_len=max_len, device=device)
         ranks = ranks_of_gt(scores, test.gt)
         probe = probe_outcomes(fast_pair_scorer(model, tok, max_len=max_len, device=device),
@@ -97,11 +97,13 @@ def main() -> None:
             "R@1_by_caption_kind": {k: round(100 * float(np.mean(ranks[kinds == k] == 1)), 2)
                                     for k in CAPTION_KINDS},
             "probe": {k: round(100 * float(v.mean()), 2) for k, v in probe.items()},
+            "val_R@1_per_epoch": [round(float(v), 2) for v in history["val_R@1"]],
             "errors": int(len(wrong)),
             "teacher_right_on_errors_%": round(100 * float(np.mean(s_true > s_top)), 2)
             if len(wrong) else None,
             "outcomes": {"test_ranks": ranks.tolist(),
-                         **{k: v.tolist() for k, v in probe.items()}},
+                         **{k: v.tolist() for k, v in probe.items()},
+                         "teacher_right_on_errors": (s_true > s_top).astype(int).tolist()},
         }
         if name != "fast":
             base = hits_at(np.asarray(results["fast"]["outcomes"]["test_ranks"]), 1)
@@ -109,13 +111,21 @@ def main() -> None:
                 hits_at(ranks, 1), base).to_dict()
         print(name, f"R@1 {proportion_interval(hits_at(ranks, 1))}",
               results[name].get("minus_fast_R@1", ""), flush=True)
+    # Signal (b)'s targets, as the students saw them: how often the teacher puts the caption's own
+    # image first among its candidates, and the mean probability its softmax gives that image.
+    candidates, teacher_scores = rel.ranking_inputs()
+    tau = preset.release_budgets().ranking.tau
+    p_own = torch.softmax(torch.from_numpy(teacher_scores) / tau, dim=1)[:, 0].numpy()
+    targets = {"captions": int(len(candidates)), "negatives": int(candidates.shape[1] - 1),
+               "teacher_own_first": (teacher_scores.argmax(axis=1) == 0).astype(int).tolist(),
+               "mean_p_own_at_tau": round(float(p_own.mean()), 4), "tau": tau}
     out = {
         "machine": machine_name(), "device": describe_device(device),
         "date": dt.date.today().isoformat(), "preset": preset.name,
         "world": world.config.key(), "queries": len(test.queries), "gallery": len(test.gallery),
         "caption_kinds": {k: int((kinds == k).sum()) for k in CAPTION_KINDS},
         "ranking": preset.release_budgets().ranking.to_dict(),
-        "results": results, "not_built": missing,
+        "results": results, "not_built": missing, "ranking_targets": targets,
     }
     path = args.out or repo_root() / "results" / "distill_signals.json"
     path.write_text(compact_json(out) + "\n")

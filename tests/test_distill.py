@@ -155,6 +155,13 @@ def test_training_captions_are_those_the_loop_shows(world):
         pairs.set_epoch(epoch)
         shown |= {pairs[i]["caption_index"] for i in range(len(pairs))}
     assert set(caps.tolist()) == shown
+    # From start_epoch on: the epochs whose batches hold groups, the only ones needing a teacher.
+    pairs.set_epoch(1)
+    later = training_captions(world.train, 2, seed=0, start_epoch=1)
+    assert set(later.tolist()) == {pairs[i]["caption_index"] for i in range(len(pairs))}
+    assert len(later) < len(caps)
+    with pytest.raises(ValueError, match="start_epoch"):
+        training_captions(world.train, 2, seed=0, start_epoch=-1)
 
 
 # ------------------------------------------------------------------ teacher and training

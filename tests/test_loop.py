@@ -54,6 +54,7 @@ def test_fit_records_history_and_reads_losses_once_per_epoch(monkeypatch):
     assert len(history["loss"]) == history["steps"] == 12
     assert history["epoch_end_step"] == [3, 6, 9, 12]
     assert history["epoch_twice"] == [0.0, 2.0, 4.0, 6.0]
+    assert history["before"] == {"epoch_twice": -2.0}   # called once more, before the first step
     np.testing.assert_allclose(history["epoch_loss"], np.reshape(history["loss"], (4, 3)).mean(1))
     assert history["final_loss"] == history["epoch_loss"][-1] < history["epoch_loss"][0]
     assert not model.training

@@ -137,3 +137,55 @@ def test_the_committed_release_models_match_their_manifest():
     total = sum(Path(root / n / "model.safetensors").stat().st_size for n in data["models"])
     assert total == data["total_weight_bytes"] and total < 60e6
     assert data["budgets"] == get_preset("cpu").release_budgets().to_dict()
+
+
+def test_test_scores_are_kept_beside_the_model_and_follow_its_weights(world, tmp_path):
+    import numpy as np
+
+    from fastslow_lib.data import RetrievalProtocol
+    from fastslow_lib.slow.scoring import slow_scores
+
+    preset = dataclasses.replace(small_preset(), slow_model={
+        **get_preset("tiny").slow_model, "vision_kwargs": TINY_VISION})
+    reproduce(["slow"], preset, device="cpu", root=tmp_path, log=lambda s: None)
+    assert (tmp_path / "scores" / "slow_test.safetensors").is_file()   # reproduce refreshed them
+    rel = Releases(preset, torch.device("cpu"), mode="release", root=tmp_path, world=world)
+    arrays, loaded = rel.test_scores("slow")
+    assert loaded and set(arrays) == {"query_ids", "forward", "backward"}
+    test = RetrievalProtocol.from_split(world.test)
+    ids = test.query_subset(preset.slow_queries, seed=0)
+    np.testing.assert_array_equal(arrays["query_ids"], ids)
+    want = slow_scores(rel.get("slow")[0], rel.tokenizer, [test.queries[q] for q in ids],
+                       test.gallery, max_len=preset.release_budgets().slow_train.max_len,
+                       directions=("forward",))
+    np.testing.assert_allclose(arrays["forward"], want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="Slow-type"):
+        rel.test_scores("fast")
+
+
+def test_the_committed_test_scores_belong_to_the_committed_slow():
+    from fastslow_lib.core.cache import file_fingerprint
+
+    root = repo_root() / "data" / "release"
+    for name in ("slow", "video_slow"):
+        meta = json.loads((root / "scores" / f"{name}_test.json").read_text())
+        assert meta["config"]["model"] == file_fingerprint(root / name), \
+            f"data/release/scores/{name}_test.* come from another model: make reproduce ONLY={name}"
+
+
+def test_the_chosen_student_is_the_best_on_validation(tmp_path):
+    from fastslow_lib.course.release import chosen_student
+
+    with pytest.raises(FileNotFoundError, match="no distilled student"):
+        chosen_student(tmp_path)
+
+    def write(**val):
+        models = {n: {"validation": {"val_R@1": v}} for n, v in val.items()}
+        (tmp_path / MANIFEST_NAME).write_text(json.dumps({"models": models}))
+
+    write(fast=90.0, fast_distilled=80.0)
+    assert chosen_student(tmp_path) == "fast_distilled"
+    write(fast_distilled=80.0, fast_ranked=81.0)
+    assert chosen_student(tmp_path) == "fast_ranked"
+    write(fast_distilled=81.0, fast_ranked=81.0)   # a tie keeps the paper's signal
+    assert chosen_student(tmp_path) == "fast_distilled"

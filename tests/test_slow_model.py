@@ -19,7 +19,7 @@ from fastslow_lib.slow.model import (
     position_code_2d,
     token_logprobs,
 )
-from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
+from fastslow_lib.slow.scoring import caption_tokens, length_blocks, slow_pair_scores, slow_scores
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,6 +138,26 @@ def test_batched_scores_equal_per_pair_scores(tok, bidirectional):
     for t in range(4):
         row = slow_pair_scores(model, tok, [CAPTIONS[t]] * 5, imgs, max_len=16)
         np.testing.assert_allclose(matrix[t], row, rtol=1e-5, atol=1e-4)
+
+
+def test_length_blocks_are_the_scorers_blocks_and_a_sample_of_them_scores_the_same(tok):
+    texts = [CAPTIONS[i % len(CAPTIONS)] for i in (3, 0, 2, 1, 0, 3, 2)]
+    tokens = caption_tokens(tok, texts, 16)
+    blocks = length_blocks(tokens, text_block=3)
+    assert [len(b) for b in blocks] == [3, 3, 1]
+    order = np.concatenate([b.numpy() for b in blocks])
+    assert sorted(order.tolist()) == list(range(len(texts)))
+    lengths = tokens["forward"]["attention_mask"].sum(1).numpy()[order]
+    assert (np.diff(lengths) >= 0).all()   # shortest first
+    torch.manual_seed(0)
+    model = SlowModel(tiny(tok)).eval()
+    imgs = images(3)
+    full = slow_scores(model, tok, texts, imgs, max_len=16, text_block=3)
+    part = blocks[1].numpy()
+    np.testing.assert_allclose(slow_scores(model, tok, [texts[i] for i in part], imgs, max_len=16,
+                                           text_block=3), full[part], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="text_block"):
+        length_blocks(tokens, text_block=0)
 
 
 def test_score_is_forward_plus_backward_log_likelihood(tok):

@@ -45,6 +45,9 @@ class Preset:
     slow_queries: int = 200
     #: How the Fast student is distilled from Slow (notebook 03).
     distill: DistillConfig = field(default_factory=DistillConfig)
+    #: The demonstration student's budget (notebook 03); ``None``: ``fast_train``'s. (The
+    #: release student always has the release Fast's budget.)
+    distill_train: FastTrainConfig | None = None
     #: The clip world of notebook 05.
     clips: ClipConfig = field(default_factory=ClipConfig)
     #: The video models' sizes and budgets (notebook 05).
@@ -52,6 +55,10 @@ class Preset:
     #: The release models' full budgets (``make reproduce``); ``None``: the preset's own
     #: budgets are already full ones.
     release: ReleaseBudgets | None = None
+
+    def distill_demo(self) -> FastTrainConfig:
+        """The demonstration student's budget (notebook 03)."""
+        return self.distill_train if self.distill_train is not None else self.fast_train
 
     def release_budgets(self) -> ReleaseBudgets:
         """The budgets the release models of this preset are trained with."""
@@ -84,13 +91,17 @@ PRESETS: dict[str, Preset] = {
         "cpu",
         "the course on a 2-core laptop (test split: 1,000 images, 5,000 captions)",
         WorldConfig(),
-        # Live demonstrations: about a minute of training each on 2 cores.
-        fast_train=FastTrainConfig(epochs=3),
-        slow_train=SlowTrainConfig(epochs=2),
-        distill=DistillConfig(start_epoch=2),
+        # Live demonstrations: one epoch each, under a minute on 2 cores; each is compared with
+        # its own starting point (the history's "before").
+        fast_train=FastTrainConfig(epochs=1),
+        slow_train=SlowTrainConfig(epochs=1),
+        # The student needs an epoch of plain batches before its look-alike batches: started on
+        # look-alikes, one epoch leaves it near chance.
+        distill=DistillConfig(start_epoch=1),
+        distill_train=FastTrainConfig(epochs=2),
         video=VideoSettings(
-            FastTrainConfig(epochs=2, batch_size=64, val_queries=500),
-            slow_train=SlowTrainConfig(epochs=2, batch_size=64),
+            FastTrainConfig(epochs=1, batch_size=64, val_queries=500),
+            slow_train=SlowTrainConfig(epochs=1, batch_size=64),
         ),
         # The release models (data/release/): Fast until its validation R@1 flattens, Slow on
         # a comparable number of seconds with smaller batches (notebook 02's tuning table).

@@ -75,8 +75,10 @@ def fit(
     is called once per epoch, in order, and must yield ``steps_per_epoch`` batches.
 
     The history: ``loss`` (every step), ``epoch_loss`` (each epoch's mean),
-    ``epoch_end_step``, one list per key that ``end_of_epoch`` returns, ``steps``,
-    ``seconds`` (wall clock, validation included) and ``final_loss`` (the last epoch's mean).
+    ``epoch_end_step``, one list per key that ``end_of_epoch`` returns (and ``before``: what it
+    returns before the first step, called with epoch ``-1``: the untrained reference a one-epoch
+    demonstration is compared with), ``steps``, ``seconds`` (wall clock, the epochs' validation
+    included) and ``final_loss`` (the last epoch's mean).
     The model is left in eval mode.
     """
     total = cfg.epochs * steps_per_epoch
@@ -88,6 +90,8 @@ def fit(
     warmup = max(1, int(cfg.warmup_frac * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(total, warmup))
     history: dict[str, Any] = {"loss": [], "epoch_loss": [], "epoch_end_step": []}
+    if end_of_epoch is not None:  # the same figures before the first step: where training starts
+        history["before"] = end_of_epoch(-1)
     start = time.perf_counter()
     bar = progress(total=total, desc=desc, disable=None if show_progress is None
                    else not show_progress)

@@ -25,14 +25,13 @@ Taught in notebooks/01_fast.ipynb (section "Release models"); every later notebo
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +42,6 @@ from fastslow_lib.config.presets import Preset, get_preset
 from fastslow_lib.config.training import ReleaseBudgets
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import (
-    CONFIG_NAME,
-    TRAINING_NAME,
     WEIGHTS_NAME,
     cached_arrays,
     read_metadata,
@@ -52,6 +49,24 @@ from fastslow_lib.core.checkpoint import (
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.progress import progress
+from fastslow_lib.course.manifest import (
+    ABLATIONS,
+    FILES,
+    MANIFEST_NAME,
+    RELEASES,
+    SLOW_VAL_QUERIES,
+    STUDENTS,
+    TRAIN_MODES,
+    ReleaseSpec,
+    chosen_student,
+    manifest,
+    rebuild_hint,
+    release_dir,
+    sha256_file,
+    show_path,
+    train_mode,
+    verify_release,
+)
 from fastslow_lib.data.clips import ClipWorld, load_clip_world
 from fastslow_lib.data.datasets import RetrievalProtocol
 from fastslow_lib.data.world import World, load_world
@@ -60,150 +75,15 @@ from fastslow_lib.fast.evaluate import retrieval_report
 from fastslow_lib.fast.training import get_fast_model
 from fastslow_lib.rerank import SlowGallery
 from fastslow_lib.slow.matching import get_matching_model, mine_hard_negatives
+from fastslow_lib.slow.model import SlowModel
 from fastslow_lib.slow.scoring import slow_scores
 from fastslow_lib.slow.training import get_slow_model
 from fastslow_lib.video.training import get_video_fast_model, get_video_slow_model
 
-__all__ = ["MANIFEST_NAME", "RELEASES", "ReleaseSpec", "Releases", "manifest",
-           "release_dir", "release_model", "reproduce", "train_mode", "verify_release"]
-
-MANIFEST_NAME = "MANIFEST.json"
-FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINING_NAME)
-#: ``FASTSLOW_TRAIN``: ``release`` (default: load the committed models) or ``full`` (train them
-#: at the release budget on this machine).
-TRAIN_MODES = ("release", "full")
-#: Validation queries a Slow-type model scores against the whole validation gallery.
-SLOW_VAL_QUERIES = 100
-
-
-@dataclass(frozen=True)
-class ReleaseSpec:
-    """One release model: its name (= folder), what it is, where it is taught, its parents."""
-
-    name: str
-    what: str
-    notebook: str
-    parents: tuple[str, ...] = ()
-    #: ``fast`` (scored by embeddings) or ``slow`` (scored pair by pair).
-    kind: str = "fast"
-    clips: bool = False
-
-
-#: Every release model, parents before children (the order ``make reproduce`` trains them in).
-RELEASES: dict[str, ReleaseSpec] = {s.name: s for s in (
-    ReleaseSpec("fast", "the Fast dual encoder", "01_fast"),
-    ReleaseSpec("slow", "the Slow captioner (two upsampling steps, both directions)",
-                "02_slow", kind="slow"),
-    ReleaseSpec("fast_distilled", "Fast distilled from Slow", "03_distill",
-                ("fast", "slow")),
-    ReleaseSpec("video_fast_mean", "video Fast, mean over frames", "05_video", ("fast",),
-                clips=True),
-    ReleaseSpec("video_fast_transformer", "video Fast, a transformer over frames", "05_video",
-                ("fast",), clips=True),
-    ReleaseSpec("video_slow", "video Slow (space-time pyramid)", "05_video", ("slow",),
-                kind="slow", clips=True),
-    ReleaseSpec("slow_forward_only", "ablation: Slow with the forward decoder only", "02_slow",
-                kind="slow"),
-    ReleaseSpec("slow_coarse_only", "ablation: Slow without upsampling (stride 32 only)",
-                "02_slow", kind="slow"),
-    ReleaseSpec("itm", "baseline: image-text matching head on Slow's trunk", "02_slow",
-                ("fast",), kind="slow"),
-    ReleaseSpec("fast_ranked", "Fast distilled from Slow's ranking of its hard negatives",
-                "03_distill", ("fast", "slow")),
-    ReleaseSpec("fast_hard_negatives", "control: Fast with the same hard negatives, no teacher",
-                "03_distill", ("fast",)),
-)}
-
-#: What the ablations change in the preset's Slow model.
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "slow_forward_only": {"bidirectional": False},
-    "slow_coarse_only": {"layer_strides": (32, 32, 32)},
-}
-
-
-def train_mode() -> str:
-    """``$FASTSLOW_TRAIN`` (default ``release``); anything else is a clear error."""
-    mode = os.environ.get("FASTSLOW_TRAIN", "release").strip() or "release"
-    if mode not in TRAIN_MODES:
-        raise ValueError(f"FASTSLOW_TRAIN={mode!r} is not one of {TRAIN_MODES}: 'release' loads "
-                         "the committed release models, 'full' trains them at full budget")
-    return mode
-
-
-def release_dir(preset: Preset, mode: str = "release") -> Path:
-    """Where ``preset``'s release models live: ``data/release`` for ``cpu`` (committed),
-    ``checkpoints/release-<preset>`` for other presets; ``checkpoints/full-<preset>`` in
-    ``full`` mode. ``$FASTSLOW_RELEASE_DIR`` overrides the release folder."""
-    if mode == "full":
-        return repo_root() / "checkpoints" / f"full-{preset.name}"
-    env = os.environ.get("FASTSLOW_RELEASE_DIR", "").strip()
-    if env:
-        return Path(env)
-    if preset.name == "cpu":
-        return repo_root() / "data" / "release"
-    return repo_root() / "checkpoints" / f"release-{preset.name}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def manifest(root: str | Path) -> dict[str, Any]:
-    """The release manifest in ``root`` (``{"models": {}}`` when there is none yet)."""
-    path = Path(root) / MANIFEST_NAME
-    if not path.is_file():
-        return {"models": {}}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): restore it with "
-                         f"`git checkout -- {path}` or rebuild it with `make reproduce`") from err
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise ValueError(f"{path} has no 'models' table: restore it with `git checkout` "
-                         "or rebuild it with `make reproduce`")
-    return data
-
-
-def _rebuild_hint(name: str, root: Path) -> str:
-    return (f"restore the committed files with `git checkout -- {_show(root / name)}` or "
-            f"rebuild the model with `make reproduce ONLY={name}`")
-
-
-def _show(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(repo_root()))
-    except (ValueError, FileNotFoundError):
-        return str(path)
-
-
-def verify_release(name: str, root: str | Path) -> dict[str, Any]:
-    """The manifest entry of release model ``name`` after checking every file's sha256.
-
-    A model the manifest does not list, a missing file or an altered one raises
-    (FileNotFoundError / ValueError) naming the file and how to restore or rebuild it.
-    """
-    if name not in RELEASES:
-        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
-    root = Path(root)
-    entry = manifest(root)["models"].get(name)
-    hint = _rebuild_hint(name, root)
-    if entry is None:
-        raise FileNotFoundError(f"release model {name!r} is not in {_show(root / MANIFEST_NAME)}:"
-                                f" {hint}")
-    for fname, digest in entry["sha256"].items():
-        path = root / name / fname
-        if not path.is_file():
-            raise FileNotFoundError(f"release model {name!r}: {_show(path)} is missing; {hint}")
-        actual = _sha256(path)
-        if actual != digest:
-            raise ValueError(f"release model {name!r}: {_show(path)} was altered (sha256 "
-                             f"{actual[:12]}..., the manifest says {digest[:12]}...); {hint}")
-    return entry
-
+__all__ = ["MANIFEST_NAME", "RELEASES", "STUDENTS", "ReleaseSpec", "Releases", "chosen_student",
+           "manifest",
+           "release_dir", "release_model", "release_test_scores", "reproduce", "train_mode",
+           "verify_release"]
 
 @dataclass
 class Releases:
@@ -263,7 +143,7 @@ class Releases:
     def _load_or_train(self, name: str, may_train: bool) -> tuple[torch.nn.Module, dict, bool]:
         p, b = self.preset, self.budgets
         kw = {"device": self.device, "may_train": may_train,
-              "rebuild_hint": _rebuild_hint(name, self.root)}  # type: ignore[arg-type]
+              "rebuild_hint": rebuild_hint(name, self.root)}  # type: ignore[arg-type]
         world, tok, out = self.world, self.tokenizer, self.folder(name)
         if name == "fast":
             return get_fast_model(world, tok, p.fast_model, b.fast_train, out, **kw)
@@ -337,6 +217,52 @@ class Releases:
         arrays, _ = cached_arrays(cache, config, compute)
         return arrays["candidates"], arrays["scores"]
 
+    def test_scores(self, name: str = "slow") -> tuple[dict[str, np.ndarray], bool]:
+        """Release Slow-type model ``name`` on the course's test queries: ``(arrays, loaded)``.
+
+        The preset's ``slow_queries`` test captions (``query_subset(n, seed=0)``: the subset
+        every notebook compares models on) against the whole test gallery, each decoder
+        direction apart: ``arrays`` holds ``query_ids`` and one ``(queries, images)`` array per
+        decoder (``forward``, ``backward``; a matching model's, or a video model's sum of both,
+        is ``score``). Scoring them
+        takes minutes on a laptop CPU, so they are cached beside the models
+        (``<release folder>/scores/NAME_test.safetensors``, committed for the ``cpu`` preset
+        and refreshed by :func:`reproduce`), keyed by the model's weights, the world and the
+        query subset; a notebook scores a few queries live and checks them against the cache
+        (notebooks 02 and 04; ``video_slow``'s in notebook 05).
+        """
+        spec = RELEASES[name]
+        if spec.kind != "slow":
+            raise ValueError(f"test_scores is for the Slow-type release models, not {name!r}")
+        if spec.clips:  # notebook 05: the clip world, its own query count and tokenizer
+            world, tok = self.clips, self.clips.tokenizer()
+            n_queries = self.preset.video.slow_queries
+            max_len = self.budgets.video.slow_train.max_len
+        else:
+            world, tok = self.world, self.tokenizer
+            n_queries, max_len = self.preset.slow_queries, self.budgets.slow_train.max_len
+        test = RetrievalProtocol.from_split(world.test)  # type: ignore[union-attr]
+        query_ids = test.query_subset(min(n_queries, len(test.queries)), seed=0)
+        model = self.get(name)[0]
+        directions = [d for d, _ in model.decoders()] if isinstance(model, SlowModel) else []
+        config = {"model": file_fingerprint(self.folder(name)), "world": world.config.key(),  # type: ignore[union-attr]
+                  "query_ids": query_ids.tolist(), "max_len": max_len}
+
+        def compute() -> dict[str, np.ndarray]:
+            texts = [test.queries[q] for q in query_ids]
+            if spec.clips:  # the video model scores through its gallery (both directions)
+                gallery = SlowGallery(model, test.gallery, device=self.device)
+                return {"query_ids": query_ids, "score": gallery.scores(tok, texts,
+                                                                       max_len=max_len)}
+            score = partial(slow_scores, model, tok, texts, test.gallery,
+                            max_len=max_len, device=self.device)
+            if not directions:  # a matching model: one logit per pair
+                return {"query_ids": query_ids, "score": score()}
+            return {"query_ids": query_ids, **{d: score(directions=(d,)) for d in directions}}
+
+        cache = self.root / "scores" / f"{name}_test.safetensors"  # type: ignore[operator]
+        return cached_arrays(cache, config, compute)
+
     def validation(self, name: str) -> dict[str, float]:
         """The validation figures the manifest keeps for ``name`` (a rerun should match them).
 
@@ -374,6 +300,13 @@ def release_model(name: str, preset: Preset | None = None, *,
     return model, history, entry
 
 
+def release_test_scores(name: str = "slow", preset: Preset | None = None, *,
+                        device: torch.device | str | None = None, world: World | None = None,
+                        ) -> tuple[dict[str, np.ndarray], bool]:
+    """:meth:`Releases.test_scores` in one call, for a notebook: ``(arrays, loaded)``."""
+    return Releases(preset or get_preset(), _device(device), world=world).test_scores(name)
+
+
 def _device(device: torch.device | str | None) -> torch.device:
     if isinstance(device, torch.device):
         return device
@@ -402,7 +335,7 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
         "what": spec.what,
         "notebook": spec.notebook,
         "class": meta["model_class"],
-        "parents": {p: _sha256(rel.folder(p) / WEIGHTS_NAME) for p in spec.parents},
+        "parents": {p: sha256_file(rel.folder(p) / WEIGHTS_NAME) for p in spec.parents},
         "key": meta["config"],
         "budget": {"epochs": train["epochs"], "batch_size": train["batch_size"],
                    "steps": history["steps"], "pairs_seen": history["steps"] * train["batch_size"],
@@ -417,7 +350,7 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
         "torch": torch.__version__,
         "date": dt.date.today().isoformat(),
         "validation": rel.validation(name),
-        "sha256": {f: _sha256(folder / f) for f in FILES},
+        "sha256": {f: sha256_file(folder / f) for f in FILES},
     }
 
 
@@ -450,7 +383,7 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
     data = manifest(rel.root)  # type: ignore[arg-type]
     data.update({"preset": preset.name, "budgets": rel.budgets.to_dict(),
                  "world": preset.world.key()})
-    log(f"release models of preset {preset.name!r} in {_show(rel.root)} "  # type: ignore[arg-type]
+    log(f"release models of preset {preset.name!r} in {show_path(rel.root)} "  # type: ignore[arg-type]
         f"on {describe_device(rel.device)} ({machine_name()})")
     for name in wanted:
         start = time.perf_counter()
@@ -464,6 +397,10 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
         log(f"{name:24s} {'kept' if keep else ('loaded' if loaded else 'trained')} in "
             f"{time.perf_counter() - start:6.0f} s; training {entry['training_seconds']:.0f} s; "
             f"validation {entry['validation']}")
+    for name in ("slow", "video_slow"):  # the notebooks' kept scores follow their model
+        if name in wanted:
+            _, loaded = rel.test_scores(name)
+            log(f"{name + ' test scores':24s} {'kept' if loaded else 'computed'}")
     _write_manifest(rel.root, data)  # type: ignore[arg-type]
     return data
 

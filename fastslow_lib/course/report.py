@@ -166,8 +166,20 @@ def _distill_r1(s: Summary, extra: Mapping) -> tuple[str, str]:
     dist = _hits(extra, "03_distill", "distilled_test_ranks")
     fast = _hits(extra, "03_distill", "fast_test_ranks")
     d = paired_difference_interval(dist, fast)
-    return (f"R@1 distilled {proportion_interval(dist)} vs Fast {proportion_interval(fast)} "
-            f"({d.n:,} queries): {d.signed()}"), verdict(d, 3)
+    text = (f"R@1 distilled {proportion_interval(dist)} vs Fast {proportion_interval(fast)} "
+            f"({d.n:,} queries): {d.signed()}")
+    verdicts = [verdict(d, 3)]
+    signals = extra.get("distill_signals", {}).get("results", {})
+    if "fast_ranked" in signals:  # signal (b) of notebook 03, scored by scripts/distill_signals.py
+        base = hits_at(np.asarray(signals["fast"]["outcomes"]["test_ranks"]), 1)
+        b = paired_difference_interval(
+            hits_at(np.asarray(signals["fast_ranked"]["outcomes"]["test_ranks"]), 1), base)
+        text += f"; signal (b), the teacher's ranking of hard negatives: {b.signed()}"
+        verdicts.append(verdict(b, 3))
+    for v in ("met", "undecided"):  # the best signal decides
+        if v in verdicts:
+            return text, v
+    return text, "not met"
 
 
 def _rerank_k10(s: Summary, extra: Mapping) -> tuple[str, str]:
@@ -255,7 +267,8 @@ def _extra(results_dir: Path | None) -> dict[str, Any]:
     extra: dict[str, Any] = {"outcomes": {}}
     if results_dir is None:
         return extra
-    for name, key in (("slow_ablations.json", "slow_ablations"), ("outcomes.json", "outcomes")):
+    for name, key in (("slow_ablations.json", "slow_ablations"), ("outcomes.json", "outcomes"),
+                      ("distill_signals.json", "distill_signals")):
         if (results_dir / name).is_file():
             extra[key] = json.loads((results_dir / name).read_text())
     return extra

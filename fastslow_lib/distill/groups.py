@@ -249,11 +249,13 @@ class GroupBatchSampler:
             yield chosen.tolist()
 
 
-def training_captions(split: Split, epochs: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of every caption :class:`TrainPairs` shows in ``epochs`` epochs."""
+def training_captions(split: Split, epochs: int, seed: int = 0, start_epoch: int = 0) -> np.ndarray:
+    """Sorted indices of every caption :class:`TrainPairs` shows in epochs ``start_epoch`` to
+    ``epochs - 1`` (all of them by default)."""
+    check_int(start_epoch, "start_epoch", 0, type_error=ValueError)
     pairs = TrainPairs(split, seed=seed)
     shown = set()
-    for epoch in range(epochs):
+    for epoch in range(start_epoch, epochs):
         pairs.set_epoch(epoch)
         shown.update(pairs.epoch_captions().tolist())
     return np.array(sorted(shown), dtype=np.int64)
@@ -354,16 +356,19 @@ def make_groups(cfg: DistillConfig, fast_model: torch.nn.Module, split: Split, *
 def get_teacher_scores(
     world: World, tokenizer, slow_model: torch.nn.Module, slow_checkpoint: str | Path,
     groups: np.ndarray, train_cfg: FastTrainConfig, cache: str | Path, *,
-    device: torch.device | str = "cpu",
+    start_epoch: int = 0, device: torch.device | str = "cpu",
 ) -> tuple[np.ndarray, bool]:
     """:func:`teacher_scores` for the captions Fast's loop shows, cached at ``cache``.
+
+    Only the epochs from ``start_epoch`` on (those whose batches hold groups, see
+    :class:`GroupBatchSampler`) need the teacher, so only their captions are scored.
 
     The cache is keyed on the teacher's weights (the file hash of ``slow_checkpoint``), the
     groups and the captions, so a retrained teacher or other groups recompute it. The scores
     are checked to cover every caption the student's batches show. Returns
     ``(scores, loaded)``.
     """
-    captions = training_captions(world.train, train_cfg.epochs, train_cfg.seed)
+    captions = training_captions(world.train, train_cfg.epochs, train_cfg.seed, start_epoch)
     config = {"teacher": file_fingerprint(slow_checkpoint), "groups": array_fingerprint(groups),
               "captions": array_fingerprint(captions), "world": world.config.key()}
 
@@ -398,7 +403,7 @@ def get_distilled_model(
     ``may_train=False`` only loads (see :func:`~fastslow_lib.core.cache.load_or_train`).
     """
     folder = Path(checkpoint_dir)
-    cfg = train_cfg if train_cfg is not None else preset.fast_train
+    cfg = train_cfg if train_cfg is not None else preset.distill_demo()
     dcfg = distill_cfg if distill_cfg is not None else preset.distill
     files = {"fast": folder / f"fast_{preset.name}.safetensors",
              "slow": folder / f"slow_{preset.name}.safetensors",
@@ -422,7 +427,8 @@ def get_distilled_model(
         groups = make_groups(dcfg, fast_model, world.train, seed=cfg.seed, device=device)
         start = time.perf_counter()
         teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_ckpt, groups, cfg,
-                                        files["teacher_scores"], device=device)
+                                        files["teacher_scores"],
+                                        start_epoch=dcfg.start_epoch, device=device)
         info["teacher_seconds"] = time.perf_counter() - start
         sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(world.train),
                                     group_share=dcfg.group_share, start_epoch=dcfg.start_epoch,

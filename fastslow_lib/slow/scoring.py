@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.tokenizer import encode
 from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.slow.model import MatchingModel, SlowModel, token_logprobs
 
 __all__ = ["Cache", "Tokens", "blocked_scores", "caption_tokens", "check_gallery",
-           "decoder_directions", "image_cache", "score_block", "score_rows", "slow_pair_scores",
-           "slow_scores", "trim_padding"]
+           "decoder_directions", "image_cache", "length_blocks", "score_block", "score_rows",
+           "slow_pair_scores", "slow_scores", "trim_padding"]
 
 #: Per direction (``"forward"``, ``"backward"``): ``input_ids`` and ``attention_mask``.
 Tokens = dict[str, dict[str, torch.Tensor]]
@@ -114,6 +115,17 @@ def score_block(
 
 
 @torch.no_grad()
+def length_blocks(tokens: Tokens, text_block: int = 8) -> list[torch.Tensor]:
+    """The blocks of text indices :func:`blocked_scores` scores together: the texts sorted by
+    length (stable), ``text_block`` at a time, so each block is padded to (nearly) its own
+    length. Timing a few of these blocks times the scorer as it runs on all of them
+    (notebooks 02 and 04)."""
+    check_int(text_block, "text_block", 1, type_error=ValueError)
+    lengths = tokens["forward"]["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    return [order[t0 : t0 + text_block] for t0 in range(0, len(order), text_block)]
+
+
 def blocked_scores(
     model: torch.nn.Module, tokens: Tokens, n_images: int,
     cache_of: Callable[[int, int], Cache], *,
@@ -127,14 +139,12 @@ def blocked_scores(
     :meth:`fastslow_lib.rerank.SlowGallery.scores` does). Texts are scored in order of length,
     so a block of texts is padded to (nearly) its own length.
     """
-    lengths = tokens["forward"]["attention_mask"].sum(dim=1)
-    order = torch.argsort(lengths, stable=True)
-    out = np.zeros((len(lengths), n_images), dtype=np.float32)
+    blocks = length_blocks(tokens, text_block)
+    out = np.zeros((len(tokens["forward"]["input_ids"]), n_images), dtype=np.float32)
     for i0 in range(0, n_images, image_block):
         cache = cache_of(i0, min(i0 + image_block, n_images))
         in_block = len(cache["forward"][0][0])
-        for t0 in range(0, len(lengths), text_block):
-            rows = order[t0 : t0 + text_block]
+        for rows in blocks:
             block = {name: trim_padding({k: v[rows] for k, v in d.items()})
                      for name, d in tokens.items()}
             out[rows.numpy(), i0 : i0 + in_block] = score_block(model, block, cache,
