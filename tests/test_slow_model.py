@@ -19,7 +19,13 @@ from fastslow_lib.slow.model import (
     position_code_2d,
     token_logprobs,
 )
-from fastslow_lib.slow.scoring import caption_tokens, length_blocks, slow_pair_scores, slow_scores
+from fastslow_lib.slow.scoring import (
+    caption_tokens,
+    length_blocks,
+    slow_pair_scores,
+    slow_scores,
+    spread_blocks,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -158,6 +164,15 @@ def test_length_blocks_are_the_scorers_blocks_and_a_sample_of_them_scores_the_sa
                                            text_block=3), full[part], rtol=1e-5, atol=1e-4)
     with pytest.raises(ValueError, match="text_block"):
         length_blocks(tokens, text_block=0)
+    # A spread sample: whole blocks, from short to long, never more than asked.
+    many = caption_tokens(tok, [CAPTIONS[i % len(CAPTIONS)] for i in range(25)], 16)
+    blocks = length_blocks(many, text_block=2)                      # 13 blocks
+    sample = spread_blocks(many, n=3, text_block=2)
+    assert [b.tolist() for b in blocks if set(b.tolist()) <= set(sample.tolist())] \
+        == [blocks[3].tolist(), blocks[6].tolist(), blocks[9].tolist()]
+    np.testing.assert_array_equal(np.sort(spread_blocks(tokens, n=5, text_block=3)), np.arange(7))
+    with pytest.raises(ValueError, match="n must"):
+        spread_blocks(tokens, n=0)
 
 
 def test_score_is_forward_plus_backward_log_likelihood(tok):

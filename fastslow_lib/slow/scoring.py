@@ -27,6 +27,7 @@ from fastslow_lib.slow.model import MatchingModel, SlowModel, token_logprobs
 
 __all__ = ["Cache", "Tokens", "blocked_scores", "caption_tokens", "check_gallery",
            "decoder_directions", "image_cache", "length_blocks", "score_block", "score_rows",
+           "spread_blocks",
            "slow_pair_scores", "slow_scores", "trim_padding"]
 
 #: Per direction (``"forward"``, ``"backward"``): ``input_ids`` and ``attention_mask``.
@@ -124,6 +125,17 @@ def length_blocks(tokens: Tokens, text_block: int = 8) -> list[torch.Tensor]:
     lengths = tokens["forward"]["attention_mask"].sum(dim=1)
     order = torch.argsort(lengths, stable=True)
     return [order[t0 : t0 + text_block] for t0 in range(0, len(order), text_block)]
+
+
+def spread_blocks(tokens: Tokens, n: int = 3, text_block: int = 8) -> np.ndarray:
+    """The text indices of ``n`` of :func:`length_blocks`' blocks, spread from short to long
+    (all of them when there are no more than ``n``): a sample that times the scorer at its
+    full run's padding, per query (notebooks 02, 04 and 05)."""
+    check_int(n, "n", 1, type_error=ValueError)
+    blocks = length_blocks(tokens, text_block)
+    picks = np.unique(np.linspace(0, len(blocks) - 1, min(n, len(blocks)) + 2)[1:-1].round()
+                      .astype(int)) if len(blocks) > n else np.arange(len(blocks))
+    return np.concatenate([blocks[b].numpy() for b in picks])
 
 
 def blocked_scores(
