@@ -9,7 +9,11 @@ pairs in all of them); they differ in one term:
   each group matched to the teacher's (:mod:`fastslow_lib.distill.groups`);
 * ``fast_ranked``: signal (b): random batches, plus the teacher's ranking of each caption's own
   image among the hard negatives Fast mined for it (:mod:`fastslow_lib.distill.ranking`);
-* ``fast_hard_negatives``: (b)'s control: the same candidates, a hard label, no teacher.
+* ``fast_hard_negatives``: (b)'s control: the same candidates, a hard label, no teacher;
+* ``fast_binding_twins``: the upper bound, no teacher: for 64 captions of every batch, the
+  caption's binding twin (its image with one binding swapped, the probe's kind of pair,
+  :func:`~fastslow_lib.data.world.binding_twins`) as a hard negative. What a dual encoder of
+  this shape learns of bindings when it is shown them directly.
 
 For each, on all 5,000 test captions against the 1,000 test images: the rank of every query
 (paired intervals against Fast come from them), R@1 per caption kind (places alone, or
@@ -50,6 +54,7 @@ STUDENTS: dict[str, str] = {
     "fast_distilled": "(a) in-batch softmax over look-alike groups",
     "fast_ranked": "(b) the teacher's ranking of Fast's hard negatives",
     "fast_hard_negatives": "(b)'s control: the same hard negatives, no teacher",
+    "fast_binding_twins": "upper bound: each caption's binding twin as a negative, no teacher",
 }
 
 
@@ -119,6 +124,8 @@ def main() -> None:
     targets = {"captions": int(len(candidates)), "negatives": int(candidates.shape[1] - 1),
                "teacher_own_first": (teacher_scores.argmax(axis=1) == 0).astype(int).tolist(),
                "mean_p_own_at_tau": round(float(p_own.mean()), 4), "tau": tau}
+    # The upper bound's negatives: how many captions have a binding twin, and of which kind.
+    twins = rel.twin_candidates()[2] if "fast_binding_twins" in released else None
     out = {
         "machine": machine_name(), "device": describe_device(device),
         "date": dt.date.today().isoformat(), "preset": preset.name,
@@ -126,6 +133,7 @@ def main() -> None:
         "caption_kinds": {k: int((kinds == k).sum()) for k in CAPTION_KINDS},
         "ranking": preset.release_budgets().ranking.to_dict(),
         "results": results, "not_built": missing, "ranking_targets": targets,
+        "twins": preset.release_budgets().twins.to_dict(), "twins_made": twins,
     }
     path = args.out or repo_root() / "results" / "distill_signals.json"
     path.write_text(compact_json(out) + "\n")

@@ -9,6 +9,11 @@ resumes where it stopped. Progress bars show each model's training.
     python scripts/reproduce.py                 # every release model
     python scripts/reproduce.py --only fast     # one (its parents are loaded or trained first)
     python scripts/reproduce.py --list          # what there is, and what the manifest says
+    python scripts/reproduce.py --check fast    # retrain beside the committed one, compare
+
+``--check`` leaves data/release/ alone: the model is retrained under checkpoints/reproduce-check/
+(its parents copied from the committed ones) and its validation figures are compared with the
+manifest's 95% intervals; results/reproduce_check.json keeps the outcome.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ import torch
 
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.seed import seed_everything
-from fastslow_lib.course.release import RELEASES, manifest, release_dir, reproduce
+from fastslow_lib.course.release import (
+    RELEASES,
+    manifest,
+    release_dir,
+    reproduce,
+)
+from fastslow_lib.course.reproduce_check import check_reproduction
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--list", action="store_true", help="list the release models and exit")
+    parser.add_argument("--check", nargs="+", default=None, choices=sorted(RELEASES),
+                        metavar="NAME", help="retrain NAME in a scratch folder and compare its "
+                        "validation figures with the manifest's")
     args = parser.parse_args(argv)
     preset = get_preset(args.preset)
     if args.list:
@@ -46,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     seed_everything(0)
     start = time.perf_counter()
+    if args.check:
+        records = [check_reproduction(name, preset, device=args.device) for name in args.check]
+        print(f"done in {time.perf_counter() - start:.0f} s")
+        return 0 if all(r["within"] for r in records) else 1
     reproduce(args.only or None, preset, device=args.device)
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0

@@ -9,20 +9,28 @@ batch, learning rate and seed):
   ``slow``) against (32, 32, 32) (none: ``slow_coarse_only``);
 * direction: a forward-only captioner (``slow_forward_only``) against the bidirectional one;
 * objective: an ITM model (``itm``: :class:`~fastslow_lib.slow.model.MatchingModel`, the same
-  pyramid and one decoder trunk of the same size) trained with binary cross-entropy on matching
-  pairs and hard negatives mined by the release Fast (``fastslow_lib.slow.matching``).
+  pyramid and one decoder trunk of the same size), started from ``slow_forward_only`` and
+  trained with a listwise matching loss over each caption's image, hard negatives mined by the
+  release Fast and a random image (``fastslow_lib.slow.matching``;
+  ``preset.release.itm_train``).
 
 Every model, and the release Fast for reference, is scored on the notebook's protocols: the same
 200 test queries against all 1,000 test images (exhaustive), 200 small-object queries against a
 100-image small-split gallery (``RetrievalProtocol.sub_gallery``, seed 0), and the compositional
-probe. Each row keeps the sha256 of the weights it scored (notebook 02 checks them against the
-release manifest), its figures, and its per-query ``outcomes``: the 1-based rank of the right
-image for every query of each protocol (``test_ranks``, ``small100_ranks``, in the protocols'
-query order, the same for every row) and every probe pair's outcome (``probe``, ``probe_<kind>``:
+probe. Each Slow-type model also re-ranks the release Fast's top :data:`RERANK_K` of every test
+query (``rerank10_ranks``: the rank after re-ranking, Fast's own rank where the right image is
+not in its top K), the way ITM heads are used in ALBEF and BLIP. Each row keeps the sha256 of
+the weights it scored (notebook 02 checks them against the release manifest), its figures, and
+its per-query ``outcomes``: the 1-based rank of the right image for every query of each protocol
+(``test_ranks``, ``small100_ranks``, in the protocols' query order, the same for every row) and
+every probe pair's outcome (``probe``, ``probe_<kind>``:
 0, 0.5 or 1, :func:`~fastslow_lib.fast.evaluate.probe_outcomes`), from which notebook 02 and the
 claims table compute 95% intervals and paired differences.
 
-    python scripts/slow_ablations.py [--preset cpu] [--threads 2]
+    python scripts/slow_ablations.py [--preset cpu] [--threads 2] [--only itm]
+
+``--only NAME ...`` rescores those release models and keeps the other rows of the existing file
+whose sha256 still matches the manifest (any other row is rescored too).
 
 A few minutes on 2 cores (scoring only; the models come from data/release/).
 """
@@ -31,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fastslow_lib.config.presets import get_preset
@@ -59,6 +69,27 @@ VARIANTS: dict[str, str] = {
     "ITM, two steps, one trunk": "itm",
     "Fast (release)": "fast",
 }
+
+
+#: Fast's candidates per test query that each Slow-type model re-ranks.
+RERANK_K = 10
+
+
+def rerank_ranks(model, tok, prot: RetrievalProtocol, fast_test: np.ndarray, k: int,
+                 max_len: int, device) -> list[int]:
+    """1-based rank of each query's right image once ``model`` re-ranks Fast's top ``k``
+    (``fast_test``: Fast's score matrix of the same protocol); Fast's rank when it is not there."""
+    top = np.argsort(-fast_test, axis=1, kind="stable")[:, :k]
+    texts = [q for q in prot.queries for _ in range(k)]
+    scores = slow_pair_scores(model, tok, texts, prot.gallery[top.ravel()], max_len=max_len,
+                              device=device).reshape(top.shape)
+    order = np.take_along_axis(top, np.argsort(-scores, axis=1, kind="stable"), axis=1)
+    fast_ranks = ranks_of_gt(fast_test, prot.gt)
+    out = []
+    for q, row in enumerate(order):
+        hit = np.flatnonzero(row == prot.gt[q])
+        out.append(int(hit[0]) + 1 if len(hit) else int(fast_ranks[q]))
+    return out
 
 
 def ablation_protocols(world, n_queries: int) -> dict[str, RetrievalProtocol]:
@@ -102,6 +133,8 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--only", nargs="*", default=None, choices=sorted(VARIANTS.values()),
+                        metavar="NAME", help="release models to rescore (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device()
@@ -111,15 +144,32 @@ def main() -> None:
     cfg = preset.release_budgets().slow_train
     protocols = ablation_protocols(world, preset.slow_queries)
     released = manifest(rel.root)["models"]
+    path = args.out or repo_root() / "results" / "slow_ablations.json"
+    old = json.loads(path.read_text())["results"] if path.is_file() and args.only else {}
     results: dict[str, dict] = {}
     missing = [release for release in VARIANTS.values() if release not in released]
+    fast_test = fast_scores(rel.get("fast")[0], tok, protocols["test"],
+                            max_len=preset.release_budgets().fast_train.max_len, device=device)
     for name, release in VARIANTS.items():
         if release in missing:
             print(f"{name}: no release model {release!r} yet (make reproduce ONLY={release})")
             continue
+        kept = old.get(name)
         t0 = time.perf_counter()
         model, history, _ = rel.get(release)
+        slow_type = not hasattr(model, "encode_text")
+        if (args.only is not None and release not in args.only and kept is not None
+                and kept.get("sha256") == released[release]["sha256"]["model.safetensors"]):
+            results[name] = kept
+            if slow_type:
+                kept["outcomes"]["rerank10_ranks"] = rerank_ranks(
+                    model, tok, protocols["test"], fast_test, RERANK_K, cfg.max_len, device)
+            print(f"{name}: kept (the same weights as the manifest's)")
+            continue
         metrics = evaluate(model, tok, world, protocols, cfg.max_len, device)
+        if slow_type:
+            metrics["outcomes"]["rerank10_ranks"] = rerank_ranks(
+                model, tok, protocols["test"], fast_test, RERANK_K, cfg.max_len, device)
         results[name] = {"release": release,
                          "sha256": released[release]["sha256"]["model.safetensors"],
                          "parameters": model.num_parameters(),
@@ -138,10 +188,10 @@ def main() -> None:
                               f"{len(protocols['test'].gallery)} images (exhaustive)",
                       "small100": f"{len(protocols['small100'].queries)} small-object queries x "
                                   f"{len(protocols['small100'].gallery)} images"},
+        "rerank_k": RERANK_K,
         "results": results,
         "not_built": missing,
     }
-    path = args.out or repo_root() / "results" / "slow_ablations.json"
     path.write_text(compact_json(out) + "\n")
     print(f"wrote {path}")
 

@@ -1,5 +1,5 @@
 """Distillation signal (b): hard-negative candidates, the listwise term, its extra loss and the
-student's getter (keys, control, bad input)."""
+student's getter (keys, control, bad input); the upper bound's binding twins."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared import TINY_FAST
 
 from fastslow_lib.config.training import FastTrainConfig, RankingDistillConfig
 from fastslow_lib.data.captions import is_true
+from fastslow_lib.data.world import PROBE_KINDS, binding_twins
 from fastslow_lib.distill import (
     candidate_distillation_loss,
     get_ranking_student,
@@ -97,6 +98,54 @@ def test_the_student_is_keyed_on_its_candidates_and_teacher(fast, tok, world, tm
                             may_train=False, **kw)
     with pytest.raises(ValueError, match="cfg.teacher is True"):
         get_ranking_student(world, tok, FAST, cfg, rcfg, tmp_path / "c", cand, None, **kw)
+
+
+def test_binding_twins_are_false_one_swap_negatives_and_deterministic(world):
+    split = world.train
+    images, twin_of, kinds, scenes = binding_twins(split, seed=0)
+    assert images.shape[1:] == split.images.shape[1:] and images.dtype == np.uint8
+    assert len(images) == len(kinds) == len(scenes) and set(kinds) <= set(PROBE_KINDS)
+    assert twin_of.shape == (len(split.captions),) and twin_of.min() >= -1
+    assert (twin_of >= 0).mean() > 0.8   # nearly every caption has a twin it is false of
+    for c in np.flatnonzero(twin_of >= 0)[::11]:
+        own, twin = split.scenes[split.caption_image[c]], scenes[twin_of[c]]
+        assert is_true(split.forms[c], own) and not is_true(split.forms[c], twin)
+        assert twin != own and len(twin.objects) == len(own.objects)
+    again = binding_twins(split, seed=0)
+    np.testing.assert_array_equal(again[0], images)
+    np.testing.assert_array_equal(again[1], twin_of)
+    assert not np.array_equal(binding_twins(split, seed=1)[1], twin_of)
+
+
+def test_the_extra_loss_takes_negatives_from_given_images_and_skips_captions_without(
+        fast, world):
+    split = world.train
+    n = len(split.captions)
+    images = split.images[:3][::-1].copy()
+    twin = np.full(n, -1)
+    twin[[1, 3, 4]] = [0, 1, 2]
+    cand = np.stack([split.caption_image, twin], axis=1)
+    cfg = RankingDistillConfig(negatives=1, rows=2, teacher=False, weight=1.0)
+    extra = ranking_extra_loss(split, cand, None, cfg, images=images)
+    model = DualEncoder(fast.config).eval()
+    caption = np.arange(6)
+    from fastslow_lib.data.datasets import images_to_tensor
+    with torch.no_grad():
+        img = model.encode_image(images_to_tensor(split.images[split.caption_image[caption]]))
+        txt = F.normalize(torch.randn(6, img.shape[1]), dim=1)
+        loss = extra(model, {"caption_index": caption}, img, txt, 10.0)
+        # by hand: captions 1 and 3 (the first two with a twin) against images[0] and images[1]
+        neg = model.encode_image(images_to_tensor(images[[0, 1]]))
+        cands = torch.stack([img[[1, 3]], neg], dim=1)
+        expected = candidate_distillation_loss(txt[[1, 3]], cands, 10.0, None, 1.0)
+        torch.testing.assert_close(loss, expected)
+        none = extra(model, {"caption_index": np.array([0, 2, 5])}, img[:3], txt[:3], 10.0)
+    assert float(none) == 0.0
+    with pytest.raises(ValueError, match="-1 only with images"):
+        ranking_extra_loss(split, cand, None, cfg)
+    with pytest.raises(ValueError, match="index the 3"):
+        ranking_extra_loss(split, np.stack([split.caption_image, twin + 5], axis=1), None, cfg,
+                           images=images)
 
 
 @pytest.mark.parametrize("field, value", [("negatives", 0), ("rows", 0), ("tau", 0.0),

@@ -29,6 +29,7 @@ from fastslow_lib.course.release import (
     train_mode,
     verify_release,
 )
+from fastslow_lib.course.reproduce_check import check_reproduction
 from fastslow_lib.fast.model import DualEncoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -125,6 +126,24 @@ def test_train_mode_switch(monkeypatch):
     monkeypatch.setenv("FASTSLOW_TRAIN", "fast")
     with pytest.raises(ValueError, match="FASTSLOW_TRAIN='fast'"):
         train_mode()
+
+
+def test_a_retrained_model_is_checked_against_the_manifest_interval(built, tmp_path,
+                                                                     monkeypatch):
+    root, data = built
+    monkeypatch.setenv("FASTSLOW_RELEASE_DIR", str(root))
+    lines = []
+    record = check_reproduction("fast", small_preset(), device="cpu", scratch=tmp_path / "s",
+                                record_to=tmp_path / "check.json", log=lines.append)
+    check = record["checks"]["val_R@1"]
+    assert check["committed"] == data["models"]["fast"]["validation"]["val_R@1"]
+    assert check["queries"] == 20 and check["interval"][0] <= check["committed"]
+    assert record["within"] == (check["interval"][0] <= check["reproduced"] <= check["interval"][1])
+    assert record["within"]  # the same seed on the same machine
+    assert (tmp_path / "s" / "fast" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "check.json").read_text())["checks"] == [record]
+    assert any("within" in line for line in lines)
+    assert verify_release("fast", root)  # the committed folder is untouched
 
 
 def test_the_committed_release_models_match_their_manifest():

@@ -8,16 +8,20 @@ import pytest
 import torch
 from shared import TINY_VISION
 
-from fastslow_lib.core.checkpoint import checkpoint_exists
+from fastslow_lib.core.checkpoint import checkpoint_exists, read_metadata
 from fastslow_lib.data.captions import is_true, tokenize_caption
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.slow.grounding import upsample_map, word_heatmaps
 from fastslow_lib.slow.matching import (
+    HARD_NEGATIVES,
+    MATCHING_FROM,
+    RANDOM_NEGATIVES,
     get_matching_model,
     itm_learned,
     itm_step,
     mine_hard_negatives,
+    start_from_captioner,
 )
 from fastslow_lib.slow.model import MatchingModel, SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
@@ -133,29 +137,82 @@ def test_hard_negatives_are_never_the_own_image_nor_true(world, tok, fast):
 
 def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_path):
     neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
-    cfg = SlowTrainConfig(epochs=4, batch_size=32, lr=3e-3)
+    cfg = SlowTrainConfig(epochs=6, batch_size=32, lr=3e-3)
     model, h, loaded = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm.safetensors", neg)
     assert isinstance(model, MatchingModel) and not loaded
-    assert h["epoch_loss"][-1] < h["epoch_loss"][0], h["epoch_loss"]
-    assert len(h["matching_loss"]) == h["steps"]
-    assert h["matching_loss"][0] == pytest.approx(np.log(2), abs=0.15)  # starts at chance
-    assert itm_learned(h["final_matching_loss"]), h["final_matching_loss"]
-    assert not itm_learned(0.6929)  # where matching alone ended on the cpu world
-    # The matching part itself leaves chance (ln 2) on training pairs and their negatives.
-    batch = slow_batch(tok, world.train.captions[:60:5], world.train.images[:12], 48)
+    per_epoch = len(world.train) // cfg.batch_size
+    matching_from = int(MATCHING_FROM * cfg.epochs * per_epoch)
+    assert matching_from > 0 and len(h["matching_loss"]) == h["steps"] - matching_from
+    chance = np.log(1 + HARD_NEGATIVES + RANDOM_NEGATIVES)
+    assert h["matching_loss"][0] == pytest.approx(chance, abs=0.3)  # starts near guessing
+    assert itm_learned(h["final_matching_loss"]), (h["final_matching_loss"], chance)
+    # The matching part itself leaves guessing on training captions against hard negatives.
+    caps = np.arange(0, 120, 5)
+    batch = slow_batch(tok, [world.train.captions[c] for c in caps],
+                       world.train.images[world.train.caption_image[caps]], 48)
     with torch.no_grad():
-        negatives = images_to_tensor(world.train.images[neg[:60:5, 0]])
-        out = model(batch["image"], batch["forward"], negatives)
-    assert float(out["matching"]) < 0.9 * np.log(2), float(out["matching"])
-    with pytest.raises(ValueError, match="one per training caption"):
+        negatives = images_to_tensor(world.train.images[neg[caps, :3].ravel()])
+        out = model(batch["image"], batch["forward"], negatives, listwise=True)
+    assert float(out["matching"]) < 0.9 * chance, float(out["matching"])
+    with pytest.raises(ValueError, match="one row per training caption"):
         get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm2.safetensors", neg[:5])
+
+
+def test_itm_learned_compares_with_guessing_among_the_candidates():
+    assert not itm_learned(np.log(4) - 0.01)          # guessing among own + 3 negatives
+    assert itm_learned(0.8 * np.log(4))
+    assert not itm_learned(0.6929, negatives=1)       # the binary loss's ln 2
+    assert itm_learned(0.5, negatives=1)
+
+
+def test_listwise_matching_is_a_softmax_over_own_and_negatives(world, tok):
+    model = slow(tok, MatchingModel, bidirectional=False).eval()
+    n, k = 4, 3
+    batch = slow_batch(tok, world.train.captions[:n], world.train.images[:n], 48)
+    neg_idx = np.arange(n, n + n * k)
+    negatives = images_to_tensor(world.train.images[neg_idx])
+    with torch.no_grad():
+        out = model(batch["image"], batch["forward"], negatives, listwise=True)
+        ids, mask = batch["forward"]["input_ids"], batch["forward"]["attention_mask"]
+        own = model.logits(ids, mask, model.vision(batch["image"]))
+        other = model.logits(ids.repeat_interleave(k, 0), mask.repeat_interleave(k, 0),
+                             model.vision(negatives)).view(n, k)
+    table = torch.cat([own[:, None], other], dim=1)
+    expected = torch.nn.functional.cross_entropy(table, torch.zeros(n, dtype=torch.long))
+    torch.testing.assert_close(out["matching"], expected, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        none = model(batch["image"], batch["forward"], None, listwise=True, caption_weight=1.0)
+    assert float(none["matching"]) == 0.0 and torch.isfinite(none["caption"])
+    with pytest.raises(ValueError, match="k per caption"):
+        model(batch["image"], batch["forward"], negatives[:5], listwise=True)
+    with pytest.raises(ValueError, match="one negative per caption"):
+        model(batch["image"], batch["forward"], negatives)
+
+
+def test_matching_model_starts_from_a_captioner(world, tok, fast, tmp_path):
+    captioner = slow(tok, bidirectional=False)
+    captioner.save_pretrained(tmp_path / "captioner")
+    model = start_from_captioner(slow(tok, MatchingModel, bidirectional=False), captioner)
+    for a, b in ((model.vision, captioner.vision), (model.trunk, captioner.forward_decoder)):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            torch.testing.assert_close(x, y, msg=name)
+    with pytest.raises(ValueError, match="same shape"):
+        start_from_captioner(slow(tok, MatchingModel, width=16, heads=2), captioner)
+    neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
+    cfg = SlowTrainConfig(epochs=1, batch_size=32)
+    _, h, _ = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm", neg,
+                                 init_from=tmp_path / "captioner", negatives_key={"by": "test"})
+    assert len(h["matching_loss"]) == h["steps"]  # a warm trunk matches from the first step
+    key = read_metadata(tmp_path / "itm")["config"]
+    assert key["negatives"] == {"by": "test"} and set(key["parents"]) == {"captioner"}
+    assert key["itm"]["matching_from_steps"] == 0
 
 
 def test_matching_loss_adds_the_captioning_loss_of_the_matches(world, tok):
     model = slow(tok, MatchingModel).eval()
     batch = slow_batch(tok, world.train.captions[:30:5], world.train.images[:6], 48)
     neg = images_to_tensor(world.train.images[6:12])
-    plain = model(batch["image"], batch["forward"], neg)
+    plain = model(batch["image"], batch["forward"], neg)  # the binary form
     both = model(batch["image"], batch["forward"], neg, caption_weight=0.5)
     torch.testing.assert_close(plain["loss"], plain["matching"])
     ids, mask = batch["forward"]["input_ids"], batch["forward"]["attention_mask"]
@@ -169,14 +226,19 @@ def test_matching_loss_adds_the_captioning_loss_of_the_matches(world, tok):
         model(batch["image"], batch["forward"], neg, caption_weight=-1.0)
 
 
-def test_itm_step_adds_one_negative_per_caption(world, tok):
+def test_itm_step_adds_hard_and_random_negatives_per_caption(world, tok):
     neg = np.tile(np.arange(4), (len(world.train.captions), 1))
     model = slow(tok, MatchingModel)
     batch = slow_batch(tok, world.train.captions[:6], world.train.images[:6], 48)
     batch["caption_index"] = np.arange(6)
-    step = itm_step(neg, world.train)
+    seen = []
+    forward = model.forward
+    model.forward = lambda *a, **kw: (seen.append(a[2]), forward(*a, **kw))[1]
+    step = itm_step(neg, world.train, hard=2, random=1, matching_from=1)
+    first = step(model, batch)            # captioning only: no negatives
     loss = step(model, batch)
-    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert seen[0] is None and seen[1].shape[0] == 6 * 3
+    assert loss.ndim == 0 and torch.isfinite(loss) and torch.isfinite(first)
     assert len(step.matching_losses) == 1 and step.matching_losses[0].ndim == 0
 
 
@@ -281,7 +343,11 @@ def test_named_object_attention_is_measured_against_the_uniform_share(world, tok
     assert box.sum() < 64
 
 
-def test_itm_step_rejects_a_bad_random_fraction(world):
+def test_itm_step_rejects_bad_negative_counts(world):
     neg = np.zeros((len(world.train.captions), 2), dtype=np.int64)
-    with pytest.raises(ValueError, match="random_fraction"):
-        itm_step(neg, world.train, random_fraction=1.5)
+    with pytest.raises(ValueError, match="only 2 mined"):
+        itm_step(neg, world.train, hard=3)
+    with pytest.raises(ValueError, match="at least one negative"):
+        itm_step(neg, world.train, hard=0, random=0)
+    with pytest.raises(ValueError, match="matching_from"):
+        itm_step(neg, world.train, matching_from=-1)

@@ -191,6 +191,15 @@ class ReleaseBudgets:
     video: VideoSettings
     #: Signal (b)'s students (their InfoNCE budget is ``fast_train``'s too).
     ranking: RankingDistillConfig = field(default_factory=RankingDistillConfig)
+    #: The ITM baseline's matching budget, on top of the release forward-only captioner it
+    #: starts from (its trunk and pyramid), as ALBEF and BLIP put ITM on a pretrained trunk.
+    itm_train: SlowTrainConfig = field(
+        default_factory=lambda: SlowTrainConfig(epochs=8, batch_size=32, lr=1e-3))
+    #: Notebook 03's upper bound: Fast's budget plus, for 64 captions of every batch, the
+    #: caption's binding twin (its image with one binding swapped, the probe's kind of pair) as
+    #: a hard negative (``teacher=False``: a hard label).
+    twins: RankingDistillConfig = field(default_factory=lambda: RankingDistillConfig(
+        negatives=1, rows=64, weight=1.0, teacher=False))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved in the release manifest)."""

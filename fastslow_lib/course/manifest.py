@@ -65,11 +65,13 @@ RELEASES: dict[str, ReleaseSpec] = {s.name: s for s in (
     ReleaseSpec("slow_coarse_only", "ablation: Slow without upsampling (stride 32 only)",
                 "02_slow", kind="slow"),
     ReleaseSpec("itm", "baseline: image-text matching head on Slow's trunk", "02_slow",
-                ("fast",), kind="slow"),
+                ("fast", "slow_forward_only"), kind="slow"),
     ReleaseSpec("fast_ranked", "Fast distilled from Slow's ranking of its hard negatives",
                 "03_distill", ("fast", "slow")),
     ReleaseSpec("fast_hard_negatives", "control: Fast with the same hard negatives, no teacher",
                 "03_distill", ("fast",)),
+    ReleaseSpec("fast_binding_twins", "upper bound: Fast with each caption's binding twin as "
+                "a negative", "03_distill"),
 )}
 
 #: The distilled students (notebook 03): the one with the best validation R@1 is the course's

@@ -290,7 +290,7 @@ def _course(summary: Mapping, results_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _release(_: Mapping, __: Path) -> str:
+def _release(_: Mapping, folder: Path) -> str:
     data = manifest(repo_root() / "data" / "release")
     models = data["models"]
     lines = ["| release model | what | budget | training | validation | weights |",
@@ -312,7 +312,28 @@ def _release(_: Mapping, __: Path) -> str:
     lines += ["", f"`make reproduce` from scratch: **{total:.0f} minutes** of training on "
               f"{'; '.join(machines) or 'no machine yet'}; all weights together "
               f"{data.get('total_weight_bytes', 0) / 1e6:.1f} MB."]
+    lines += _reproduce_checks(folder)
     return "\n".join(lines)
+
+
+def _reproduce_checks(folder: Path) -> list[str]:
+    """Lines for ``results/reproduce_check.json`` (``scripts/reproduce.py --check``)."""
+    path = folder / "reproduce_check.json"
+    if not path.is_file():
+        return ["", "No model has been retrained against its committed figures yet "
+                "(`python scripts/reproduce.py --check NAME`)."]
+    out = ["", "Retrained from scratch beside the committed models "
+           "(`python scripts/reproduce.py --check NAME`; tolerance: inside the 95% interval of "
+           "the manifest's validation R@1):", ""]
+    for c in json.loads(path.read_text())["checks"]:
+        figures = "; ".join(f"{k} committed {v['committed']:g}, reproduced {v['reproduced']:g} "
+                            f"(interval [{v['interval'][0]:g}, {v['interval'][1]:g}])"
+                            for k, v in c["checks"].items())
+        out.append(f"- `{c['model']}` on {c['machine']}, {c['date']}: {figures}: "
+                   f"**{'within' if c['within'] else 'outside'}**; trained in "
+                   f"{c['training_seconds'] / 60:.1f} min (committed: "
+                   f"{c['committed_training_seconds'] / 60:.1f} min on {c['committed_machine']})")
+    return out
 
 
 #: Block name -> how to make its text from the summary and the results folder.

@@ -14,6 +14,10 @@ sha256 of every file, the budget, the training seconds, the machine and the vali
 * :func:`reproduce` (``make reproduce``) trains every release model from scratch into the
   release folder, skipping a model whose folder already matches its config and parents
   (so it resumes across sittings), and writes the manifest.
+* :func:`fastslow_lib.course.reproduce_check.check_reproduction`
+  (``scripts/reproduce.py --check NAME``) retrains a model in a scratch folder, beside the
+  committed one, and says whether its validation figures fall inside the 95% interval of the
+  manifest's (``results/reproduce_check.json``).
 
 Every model comes from the library's one getter for it (so one load-or-train:
 :func:`fastslow_lib.core.cache.load_or_train`); a child's key holds its parents' weight hashes.
@@ -69,7 +73,7 @@ from fastslow_lib.course.manifest import (
 )
 from fastslow_lib.data.clips import ClipWorld, load_clip_world
 from fastslow_lib.data.datasets import RetrievalProtocol
-from fastslow_lib.data.world import World, load_world
+from fastslow_lib.data.world import World, binding_twins, load_world
 from fastslow_lib.distill import get_distilled_model, get_ranking_student, ranking_candidates
 from fastslow_lib.fast.evaluate import retrieval_report
 from fastslow_lib.fast.training import get_fast_model
@@ -80,10 +84,22 @@ from fastslow_lib.slow.scoring import slow_scores
 from fastslow_lib.slow.training import get_slow_model
 from fastslow_lib.video.training import get_video_fast_model, get_video_slow_model
 
-__all__ = ["MANIFEST_NAME", "RELEASES", "STUDENTS", "ReleaseSpec", "Releases", "chosen_student",
-           "manifest",
+__all__ = ["MANIFEST_NAME", "RELEASES", "STUDENTS", "ReleaseSpec", "Releases", "as_device",
+           "chosen_student", "git_commit", "manifest", "write_manifest",
            "release_dir", "release_model", "release_test_scores", "reproduce", "train_mode",
            "verify_release"]
+
+#: How the ITM baseline's hard negatives are mined by the release Fast (its parent ``miner``):
+#: the key of ``itm`` in place of the negatives' bytes, which float rounding can reorder on
+#: another CPU.
+ITM_MINING: dict[str, Any] = {"by": "miner", "k": 8, "pool": 32}
+#: The same for signal (b)'s candidates (:meth:`Releases.ranking_inputs`; ``negatives`` is the
+#: ranking budget's).
+RANKING_INPUTS: dict[str, Any] = {"by": "miner", "pool": 32}
+#: The upper bound's negatives: :func:`~fastslow_lib.data.world.binding_twins` of the training
+#: split with this seed (deterministic: no model involved).
+TWINS: dict[str, Any] = {"by": "binding_twins", "seed": 0}
+
 
 @dataclass
 class Releases:
@@ -99,6 +115,7 @@ class Releases:
     root: Path | None = None
     world: World | None = None
     _models: dict[str, tuple[torch.nn.Module, dict, bool]] = field(default_factory=dict)
+    _inputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
@@ -153,9 +170,11 @@ class Releases:
             return get_slow_model(world, tok, {**p.slow_model, **ABLATIONS[name]}, b.slow_train,
                                   out, **kw)
         if name == "itm":
-            negatives = self.itm_negatives()
-            return get_matching_model(world, tok, p.slow_model, b.slow_train, out, negatives,
-                                      **kw)
+            return get_matching_model(world, tok, p.slow_model, b.itm_train, out,
+                                      self.itm_negatives,
+                                      init_from=self.folder("slow_forward_only"),
+                                      parents={"miner": self.folder("fast")},
+                                      negatives_key=ITM_MINING, **kw)
         if name == "fast_distilled":
             fast, slow = self.get("fast")[0], self.get("slow")[0]
             cache = repo_root() / "checkpoints" / "release-cache"
@@ -169,12 +188,21 @@ class Releases:
         if name in ("fast_ranked", "fast_hard_negatives"):
             teacher = name == "fast_ranked"
             cfg = replace(b.ranking, teacher=teacher)
-            candidates, scores = self.ranking_inputs()
             parents = {"miner": self.folder("fast"), **({"teacher": self.folder("slow")}
                                                         if teacher else {})}
+            inputs = {"candidates": {**RANKING_INPUTS, "negatives": cfg.negatives},
+                      "teacher_scores": {"by": "teacher"} if teacher else None}
             return get_ranking_student(world, tok, p.fast_model, b.fast_train, cfg, out,
-                                       candidates, scores if teacher else None,
-                                       parents=parents, **kw)
+                                       lambda: self.ranking_inputs()[0],
+                                       (lambda: self.ranking_inputs()[1]) if teacher else None,
+                                       parents=parents, inputs_key=inputs, **kw)
+        if name == "fast_binding_twins":
+            return get_ranking_student(
+                world, tok, p.fast_model, b.fast_train, b.twins, out,
+                lambda: self.twin_candidates()[0], None, parents={},
+                inputs_key={"candidates": TWINS, "teacher_scores": None,
+                            "candidate_images": TWINS},
+                images=lambda: self.twin_candidates()[1], **kw)
         if name.startswith("video_fast_"):
             return get_video_fast_model(self.clips, self.clips.tokenizer(), b.video, out,
                                         temporal=name.removeprefix("video_fast_"),
@@ -185,10 +213,31 @@ class Releases:
         raise AssertionError(name)
 
     def itm_negatives(self) -> np.ndarray:
-        """Each training caption's hard negatives, mined by the release Fast model."""
+        """Each training caption's hard negatives, mined by the release Fast model
+        (:data:`ITM_MINING`)."""
         fast = self.get("fast")[0]
-        return mine_hard_negatives(fast, self.tokenizer, self.world.train, k=8,  # type: ignore[union-attr]
+        return mine_hard_negatives(fast, self.tokenizer, self.world.train,  # type: ignore[union-attr]
+                                   k=ITM_MINING["k"], pool=ITM_MINING["pool"],
                                    max_len=self.budgets.fast_train.max_len, device=self.device)
+
+    def twin_candidates(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The upper bound's inputs: ``(candidates, twin images, stats)``.
+
+        ``candidates[c] = (own image, index of the caption's twin in the twin images or -1)``
+        (:func:`fastslow_lib.data.world.binding_twins`, seed ``TWINS["seed"]``); ``stats``
+        counts them (how many captions have a twin; twins per swap kind). Made once per
+        ``Releases`` (about a minute: the twins are rendered).
+        """
+        if "twins" not in self._inputs:
+            split = self.world.train  # type: ignore[union-attr]
+            images, twin_of, kinds, _ = binding_twins(split, seed=TWINS["seed"])
+            cand = np.stack([split.caption_image.astype(np.int64), twin_of], axis=1)
+            stats = {"twin_images": int(len(images)),
+                     "captions_with_a_twin": int((twin_of >= 0).sum()),
+                     "captions": int(len(twin_of)),
+                     "twins_by_kind": {k: kinds.count(k) for k in sorted(set(kinds))}}
+            self._inputs["twins"] = (cand, images, stats)
+        return self._inputs["twins"]
 
     def ranking_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """Signal (b)'s candidates (each training caption's image, then its hard negatives by
@@ -205,6 +254,7 @@ class Releases:
             fast, slow = self.get("fast")[0], self.get("slow")[0]
             split, max_len = world.train, b.fast_train.max_len  # type: ignore[union-attr]
             cand = ranking_candidates(fast, self.tokenizer, split, negatives=b.ranking.negatives,
+                                      pool=RANKING_INPUTS["pool"],
                                       max_len=max_len, device=self.device)
             gallery = SlowGallery(slow, split.images, device=self.device)
             scores = np.zeros(cand.shape, dtype=np.float32)
@@ -294,7 +344,7 @@ def release_model(name: str, preset: Preset | None = None, *,
     Loaded from ``data/release/NAME`` after checking its files against the manifest; with
     ``FASTSLOW_TRAIN=full``, trained at the release budget instead (the entry is then None).
     """
-    rel = Releases(preset or get_preset(), _device(device), world=world)
+    rel = Releases(preset or get_preset(), as_device(device), world=world)
     model, history, _ = rel.get(name)
     entry = manifest(rel.root)["models"].get(name) if rel.mode == "release" else None  # type: ignore[arg-type]
     return model, history, entry
@@ -304,16 +354,18 @@ def release_test_scores(name: str = "slow", preset: Preset | None = None, *,
                         device: torch.device | str | None = None, world: World | None = None,
                         ) -> tuple[dict[str, np.ndarray], bool]:
     """:meth:`Releases.test_scores` in one call, for a notebook: ``(arrays, loaded)``."""
-    return Releases(preset or get_preset(), _device(device), world=world).test_scores(name)
+    return Releases(preset or get_preset(), as_device(device), world=world).test_scores(name)
 
 
-def _device(device: torch.device | str | None) -> torch.device:
+def as_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a ``torch.device`` (None: the best one, cuda -> mps -> cpu)."""
     if isinstance(device, torch.device):
         return device
     return pick_device(device)
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The library's commit (12 hex digits; ``+changes`` when fastslow_lib/ differs from it)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo_root(),
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -346,7 +398,7 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
                             if history.get("teacher_seconds") is not None else None),
         "device": describe_device(rel.device),
         "machine": machine_name(),
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "torch": torch.__version__,
         "date": dt.date.today().isoformat(),
         "validation": rel.validation(name),
@@ -354,7 +406,8 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
     }
 
 
-def _write_manifest(root: Path, data: dict[str, Any]) -> None:
+def write_manifest(root: Path, data: dict[str, Any]) -> None:
+    """Write ``root``'s manifest atomically (models in :data:`RELEASES` order, total size)."""
     path = root / MANIFEST_NAME
     tmp = path.with_name(f".{path.name}.tmp")
     models = {n: data["models"][n] for n in RELEASES if n in data["models"]}
@@ -377,7 +430,7 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
     unknown = sorted(set(wanted) - set(RELEASES))
     if unknown:
         raise ValueError(f"unknown release models {unknown}; expected some of {sorted(RELEASES)}")
-    rel = Releases(preset, _device(device), mode="full",
+    rel = Releases(preset, as_device(device), mode="full",
                    root=Path(root) if root is not None else release_dir(preset))
     rel.root.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
     data = manifest(rel.root)  # type: ignore[arg-type]
@@ -392,7 +445,7 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
         keep = loaded and old is not None and _files_match(rel.root, name)  # type: ignore[arg-type]
         if not keep:
             data["models"][name] = _entry(rel, name, None if loaded else history["seconds"])
-            _write_manifest(rel.root, data)  # type: ignore[arg-type]
+            write_manifest(rel.root, data)  # type: ignore[arg-type]
         entry = data["models"][name]
         log(f"{name:24s} {'kept' if keep else ('loaded' if loaded else 'trained')} in "
             f"{time.perf_counter() - start:6.0f} s; training {entry['training_seconds']:.0f} s; "
@@ -401,7 +454,7 @@ def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, 
         if name in wanted:
             _, loaded = rel.test_scores(name)
             log(f"{name + ' test scores':24s} {'kept' if loaded else 'computed'}")
-    _write_manifest(rel.root, data)  # type: ignore[arg-type]
+    write_manifest(rel.root, data)  # type: ignore[arg-type]
     return data
 
 
@@ -411,3 +464,4 @@ def _files_match(root: Path, name: str) -> bool:
     except (FileNotFoundError, ValueError):
         return False
     return True
+

@@ -136,7 +136,14 @@ def _bidirectional(_: Summary, extra: Mapping) -> tuple[str, str]:
 
 
 def _captioning_vs_itm(s: Summary, extra: Mapping) -> tuple[str, str]:
-    from fastslow_lib.slow.matching import itm_learned
+    """Captioning against ITM, where ITM is a working baseline.
+
+    ITM heads are used to re-rank their dual encoder's top K (ALBEF, BLIP): there they must at
+    least match Fast's R@1 on the same queries, and there the two objectives are compared
+    (``rerank10_ranks`` of ``scripts/slow_ablations.py``; exhaustive ranks for files without
+    them). The exhaustive figures are reported beside.
+    """
+    from fastslow_lib.slow.matching import HARD_NEGATIVES, RANDOM_NEGATIVES, itm_learned
 
     cap = _ablation("two steps, forward")(extra)
     a = _row_hits(cap, "test")
@@ -144,22 +151,30 @@ def _captioning_vs_itm(s: Summary, extra: Mapping) -> tuple[str, str]:
         return (f"R@1 captioning {proportion_interval(a)}; the ITM baseline has no release "
                 "model yet (`make reproduce ONLY=itm`), so this is not measured"), "not met"
     itm = _ablation("ITM")(extra)
-    b = _row_hits(itm, "test")
-    fast = _ablation("Fast")(extra)
+    fast = _row_hits(_ablation("Fast")(extra), "test")
     loss = itm["final_matching_loss"] if "final_matching_loss" in itm else itm["final_loss"]
-    vs_fast = paired_difference_interval(b, _row_hits(fast, "test"))
+    k = HARD_NEGATIVES + RANDOM_NEGATIVES
+    guessing = f"ln {1 + k} = {np.log(1 + k):.3f} is guessing among the own image and {k} negatives"
+    exhaustive = (f"exhaustive R@1 captioning {proportion_interval(a)}, ITM "
+                  f"{proportion_interval(_row_hits(itm, 'test'))}, "
+                  f"Fast {proportion_interval(fast)}")
+    rerank = "rerank10_ranks" in itm["outcomes"] and "rerank10_ranks" in cap["outcomes"]
+    protocol = "rerank10" if rerank else "test"
+    where = "re-ranking Fast's top 10" if rerank else "exhaustive"
+    b, a = _row_hits(itm, protocol), _row_hits(cap, protocol)
+    vs_fast = paired_difference_interval(b, fast)
     if not itm_learned(loss) or verdict(vs_fast, 0) == "not met":
         # A baseline that retrieves worse than the dual encoder is no comparison: ITM heads
         # re-rank above their dual encoders where they work (ALBEF, BLIP).
         why = ("its matching loss never left guessing" if not itm_learned(loss)
-               else f"it retrieves below Fast on the same queries, {vs_fast.signed()}")
-        return (f"R@1 captioning {proportion_interval(a)} vs ITM {proportion_interval(b)}: the "
-                f"ITM baseline did not train to retrieve ({why}; matching loss {loss:.3f}, "
-                "ln 2 = 0.693 is guessing), so this is no comparison"), "not met"
+               else f"{where}, it retrieves below Fast on the same queries, {vs_fast.signed()}")
+        return (f"{exhaustive}: the ITM baseline did not train to retrieve ({why}; matching "
+                f"loss {loss:.3f}, {guessing}), so this is no comparison"), "not met"
     d = paired_difference_interval(a, b)
-    return (f"R@1 captioning {proportion_interval(a)} vs ITM {proportion_interval(b)}: "
-            f"{d.signed()} (one trunk each, equal budget; ITM's matching loss {loss:.3f} against "
-            f"ln 2 = 0.693)"), verdict(d, -2)
+    return (f"{where}: R@1 captioning {proportion_interval(a)} vs ITM {proportion_interval(b)}: "
+            f"{d.signed()}; ITM {vs_fast.signed()} over Fast there ({exhaustive}; one trunk each, "
+            f"ITM the forward-only captioner plus its matching epochs; its matching loss "
+            f"{loss:.3f}, {guessing})"), verdict(d, -2)
 
 
 def _distill_r1(s: Summary, extra: Mapping) -> tuple[str, str]:

@@ -60,6 +60,7 @@ __all__ = [
     "Split",
     "World",
     "WorldConfig",
+    "binding_twins",
     "cached_tokenizer",
     "check_split",
     "default_cache_dir",
@@ -175,14 +176,10 @@ def generate_distractors(cfg: WorldConfig, n: int) -> tuple[np.ndarray, list[Sce
     return render_many(scenes), scenes
 
 
-def _probe_pair(
-    cfg: WorldConfig, rng: np.random.Generator, kind: str
-) -> tuple[Scene, Scene, tuple[str, CaptionForm], tuple[str, CaptionForm]] | None:
-    """One probe pair of ``kind``, or None when this draw offers no valid swap."""
-    fine = rng.random() < cfg.fine_fraction
-    scene = _scene(cfg, rng, fine)
-    objs = scene.objects
-    pairs = []
+def _swaps(scene: Scene, kind: str) -> list[tuple[int, int]]:
+    """The object pairs ``(i, j)`` of ``scene`` whose ``kind`` swap makes a different scene
+    that a caption can tell apart (the probe's rule)."""
+    objs, pairs = scene.objects, []
     for i in range(len(objs)):
         for j in range(i + 1, len(objs)):
             a, b = objs[i], objs[j]
@@ -192,6 +189,58 @@ def _probe_pair(
                 pairs.append((i, j))
             elif kind == "size" and a.size != b.size and (a.shape, a.colour) != (b.shape, b.colour):
                 pairs.append((i, j))
+    return pairs
+
+
+def binding_twins(split: Split, seed: int = 0,
+                  ) -> tuple[np.ndarray, np.ndarray, list[str], list[Scene]]:
+    """Probe-style twins of a split's images, for its captions: ``(images, twin_of, kinds,
+    scenes)``.
+
+    For every image, its possible binding swaps (colour, position, size: the probe's kinds and
+    rule, :func:`~fastslow_lib.data.scene.swap_attribute`) are taken in a seeded random order;
+    each of its captions gets the first twin it is **false** of (so the twin is a true negative
+    that differs from the image in one binding). ``images`` holds the twins used (rendered),
+    ``twin_of[c]`` the index of caption ``c``'s twin in ``images`` (-1 when no swap makes its
+    caption false), ``kinds`` each twin's swap kind and ``scenes`` its scene. Notebook 03 trains
+    Fast with them as extra negatives: an upper bound on the bindings a dual encoder of this
+    shape can learn.
+    Deterministic: the same split and seed give the same twins.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 29]))
+    twin_of = np.full(len(split.captions), -1, dtype=np.int64)
+    scenes: list[Scene] = []
+    kinds: list[str] = []
+    captions_of = np.split(np.arange(len(split.captions)),
+                           np.flatnonzero(np.diff(split.caption_image)) + 1)
+    for captions in captions_of:
+        scene = split.scenes[int(split.caption_image[captions[0]])]
+        options = [(i, j, kind) for kind in PROBE_KINDS for i, j in _swaps(scene, kind)]
+        made: dict[int, int] = {}
+        for o in rng.permutation(len(options)):
+            if not (twin_of[captions] < 0).any():
+                break
+            i, j, kind = options[int(o)]
+            twin = swap_attribute(scene, i, j, kind)
+            for c in captions[twin_of[captions] < 0]:
+                if not is_true(split.forms[int(c)], twin):
+                    if int(o) not in made:
+                        made[int(o)] = len(scenes)
+                        scenes.append(twin)
+                        kinds.append(kind)
+                    twin_of[c] = made[int(o)]
+    if not scenes:
+        raise ValueError(f"no binding swap makes any caption of split {split.name!r} false")
+    return render_many(scenes), twin_of, kinds, scenes
+
+
+def _probe_pair(
+    cfg: WorldConfig, rng: np.random.Generator, kind: str
+) -> tuple[Scene, Scene, tuple[str, CaptionForm], tuple[str, CaptionForm]] | None:
+    """One probe pair of ``kind``, or None when this draw offers no valid swap."""
+    fine = rng.random() < cfg.fine_fraction
+    scene = _scene(cfg, rng, fine)
+    pairs = _swaps(scene, kind)
     if not pairs:
         return None
     i, j = pairs[int(rng.integers(len(pairs)))]

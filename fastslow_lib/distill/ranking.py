@@ -25,6 +25,7 @@ apart from the hard negatives'.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,16 @@ def candidate_distillation_loss(
 
 def ranking_extra_loss(
     split: Split, candidates: np.ndarray, teacher: np.ndarray | None, cfg: RankingDistillConfig,
+    images: np.ndarray | None = None,
 ):
     """An ``extra_loss`` for :func:`fastslow_lib.fast.training.train_fast` (see the module).
 
     The batch's own images are its captions' first candidates (``TrainPairs`` pairs caption
-    ``i`` with its image), so only the negatives are embedded here.
+    ``i`` with its image), so only the negatives are embedded here: images of ``split``, or,
+    when ``images`` is given, rows of ``images`` (notebook 03's upper bound: each caption's
+    binding twin, :func:`fastslow_lib.data.world.binding_twins`). There a negative of -1 means
+    the caption has none, and the term takes the first ``cfg.rows`` captions of the batch that
+    have all theirs.
     """
     if candidates.ndim != 2 or candidates.shape != (len(split.captions), cfg.negatives + 1):
         raise ValueError(f"candidates must be (n_captions={len(split.captions)}, "
@@ -91,50 +97,84 @@ def ranking_extra_loss(
     if teacher is not None and teacher.shape != candidates.shape:
         raise ValueError(f"teacher scores {teacher.shape} must match candidates "
                          f"{candidates.shape}")
+    source = split.images if images is None else images
+    negative_ids = candidates[:, 1:]
+    if negative_ids.max() >= len(source) or (images is None and negative_ids.min() < 0):
+        raise ValueError(f"candidates' negatives must index the {len(source)} "
+                         f"{'split' if images is None else 'given'} images (-1 only with images)")
+    has_all = (negative_ids >= 0).all(axis=1)
     table = None if teacher is None else torch.from_numpy(np.asarray(teacher, np.float32))
 
     def extra(model: torch.nn.Module, batch: dict[str, Any], img, txt, scale) -> torch.Tensor:
-        caption = np.asarray(batch["caption_index"])[: cfg.rows]
-        n = len(caption)
-        negatives = candidates[caption, 1:]
-        neg = model.encode_image(images_to_tensor(split.images[negatives.ravel()])
-                                 .to(img.device)).view(n, cfg.negatives, -1)
-        cand = torch.cat([img[:n, None], neg], dim=1)
-        rows = None if table is None else table[caption].to(txt.device)
-        return cfg.weight * candidate_distillation_loss(txt[:n], cand, scale, rows, cfg.tau)
+        caption = np.asarray(batch["caption_index"])
+        rows = np.flatnonzero(has_all[caption])[: cfg.rows]
+        if len(rows) == 0:
+            return txt.sum() * 0.0
+        chosen = caption[rows]
+        at = torch.from_numpy(rows).to(txt.device)
+        neg = model.encode_image(images_to_tensor(source[negative_ids[chosen].ravel()])
+                                 .to(img.device)).view(len(rows), cfg.negatives, -1)
+        cand = torch.cat([img[at, None], neg], dim=1)
+        target = None if table is None else table[chosen].to(txt.device)
+        return cfg.weight * candidate_distillation_loss(txt[at], cand, scale, target, cfg.tau)
 
     return extra
 
 
 def get_ranking_student(
     world: World, tokenizer, fast_model_config: dict, train_cfg: FastTrainConfig,
-    cfg: RankingDistillConfig, checkpoint: str | Path, candidates: np.ndarray,
-    teacher: np.ndarray | None, *, parents: dict[str, str | Path],
+    cfg: RankingDistillConfig, checkpoint: str | Path,
+    candidates: np.ndarray | Callable[[], np.ndarray],
+    teacher: np.ndarray | Callable[[], np.ndarray] | None, *, parents: dict[str, str | Path],
+    inputs_key: dict[str, Any] | None = None,
+    images: np.ndarray | Callable[[], np.ndarray] | None = None,
     device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
 ) -> tuple[torch.nn.Module, dict, bool]:
     """The signal-(b) student (or its control): loaded if its checkpoint matches, else trained.
 
     Keyed on Fast's model and budget, ``cfg``, the fingerprints of ``candidates`` and
     ``teacher`` (None for the control) and the ``parents``' weights (the Fast model that mined
-    the candidates; the teacher). Returns ``(model, history, loaded)``.
+    the candidates; the teacher). ``inputs_key`` replaces the two fingerprints by a
+    description of how the arrays were made, for a caller whose ``parents`` already pin the
+    models that made them (mined on another CPU, float rounding can reorder near-ties, and the
+    release model must still load). With ``inputs_key``, ``candidates`` and ``teacher`` may be
+    functions that make the arrays, called only if the model is trained (mining and scoring
+    take minutes). ``images``: the images the negatives index instead of ``world.train``'s
+    (:func:`ranking_extra_loss`; their fingerprint, or ``inputs_key["candidate_images"]``,
+    joins the key). Returns ``(model, history, loaded)``.
     """
     if cfg.teacher != (teacher is not None):
         raise ValueError(f"cfg.teacher is {cfg.teacher} but teacher scores were "
                          f"{'given' if teacher is not None else 'not given'}")
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=train_cfg.max_len,
                               **fast_model_config).to_dict()
+    def made(array: np.ndarray | Callable[[], np.ndarray] | None) -> np.ndarray | None:
+        return array() if callable(array) else array
+
     config = {**training_key(model_config, train_cfg, world.config.key()),
-              "ranking": cfg.to_dict(), "candidates": array_fingerprint(candidates),
-              "teacher_scores": None if teacher is None else array_fingerprint(teacher)}
+              "ranking": cfg.to_dict()}
+    if inputs_key is not None:
+        config.update({"candidates": inputs_key.get("candidates"),
+                       "teacher_scores": inputs_key.get("teacher_scores")})
+        if images is not None:
+            config["candidate_images"] = inputs_key.get("candidate_images")
+    else:
+        candidates, teacher, images = made(candidates), made(teacher), made(images)
+        config.update({"candidates": array_fingerprint(candidates),  # type: ignore[arg-type]
+                       "teacher_scores": None if teacher is None else array_fingerprint(teacher)})
+        if images is not None:
+            config["candidate_images"] = array_fingerprint(images)
 
     def build(saved: dict) -> torch.nn.Module:
         torch.manual_seed(train_cfg.seed)  # the same initialisation as plain Fast
         return build_dual_encoder(saved)
 
     def train(model: torch.nn.Module) -> dict:
-        extra = ranking_extra_loss(world.train, candidates, teacher, cfg)
-        desc = "training Fast (ranking distillation)" if cfg.teacher else \
-            "training Fast (hard negatives, no teacher)"
+        extra = ranking_extra_loss(world.train, made(candidates), made(teacher), cfg,  # type: ignore[arg-type]
+                                   images=made(images))
+        desc = ("training Fast (ranking distillation)" if cfg.teacher else
+                "training Fast (binding twins)" if images is not None else
+                "training Fast (hard negatives, no teacher)")
         return {"history": train_fast(model, world, tokenizer, train_cfg, device=device,
                                       extra_loss=extra, desc=desc)}
 

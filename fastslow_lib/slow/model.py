@@ -146,9 +146,10 @@ class MatchingModel(nn.Module, HubModel):
     cross-attention decoder layers (one direction), read out at the caption's last real token
     (``[EOS]``, which under causal attention has seen the whole caption) by a linear head that
     gives a matching logit. The score of a pair is that logit. Trained with binary
-    cross-entropy on matching pairs and hard negatives (notebook 02 mines them with Fast), with
-    an optional captioning loss on the same trunk (``caption_weight``; see
-    ``fastslow_lib.slow.matching`` for why notebook 02 needs it).
+    cross-entropy on matching pairs and hard negatives (notebook 02 mines them with Fast), or
+    listwise (a softmax over the own image and several negatives), with an optional captioning
+    loss on the same trunk (``caption_weight``; see ``fastslow_lib.slow.matching`` for why
+    notebook 02 needs it).
     """
 
     def __init__(self, config: SlowConfig | dict[str, Any]) -> None:
@@ -177,27 +178,60 @@ class MatchingModel(nn.Module, HubModel):
     def forward(
         self, images: torch.Tensor, fwd: dict[str, torch.Tensor],
         negative_images: torch.Tensor | None = None, *, caption_weight: float = 0.0,
+        listwise: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """BCE loss of the matching pairs (label 1) and, if given, caption i with
-        ``negative_images[i]`` (label 0); plus ``caption_weight`` times the forward captioning
-        loss of the matching pairs (mean token cross-entropy through the tied embedding, read
-        from the same hidden states: causal attention makes the prefix states those of
-        ``ids[:, :-1]``). Returns ``loss``, its ``matching`` and ``caption`` parts, and
-        ``accuracy`` (of the matching decisions)."""
+        """The matching loss of a batch, plus ``caption_weight`` times the captioning loss.
+
+        * ``listwise=False``: binary cross-entropy of the matching pairs (label 1) and caption
+          ``i`` with ``negative_images[i]`` (label 0).
+        * ``listwise=True``: ``negative_images`` holds ``k`` images per caption, caption-major
+          (rows ``i*k ... i*k+k-1`` are caption ``i``'s); each caption's logits over its own
+          image and its ``k`` negatives go through a softmax cross-entropy with the own image
+          as the answer (ALBEF's and BLIP's ITM is binary; a softmax over one positive and
+          several hard negatives gives every step a gradient between look-alikes: notebook 02
+          shows both). Without negatives the matching loss is 0 (a captioning-only step).
+
+        The captioning loss is the forward one of the matching pairs (mean token cross-entropy
+        through the tied embedding, read from the same hidden states: causal attention makes
+        the prefix states those of ``ids[:, :-1]``). Returns ``loss``, its ``matching`` and
+        ``caption`` parts, and ``accuracy`` (of the matching decisions: the own image ranked
+        first, for ``listwise``).
+        """
         if not caption_weight >= 0.0:
             raise ValueError(f"caption_weight must be >= 0, got {caption_weight}")
         ids, mask = fwd["input_ids"], fwd["attention_mask"]
         n = len(ids)
+        k = 0
         if negative_images is not None:
+            if listwise:
+                if len(negative_images) % n:
+                    raise ValueError(f"listwise negatives must be k per caption: "
+                                     f"{len(negative_images)} images for {n} captions")
+                k = len(negative_images) // n
+            elif len(negative_images) != n:
+                raise ValueError(f"one negative per caption: {len(negative_images)} images for "
+                                 f"{n} captions (listwise=True takes several)")
             images = torch.cat([images, negative_images])
-            ids, mask = torch.cat([ids, ids]), torch.cat([mask, mask])
-        labels = torch.zeros(len(ids), device=ids.device)
-        labels[:n] = 1.0
+            reps = 1 + (k if listwise else 1)
+            ids = torch.cat([ids, ids.repeat_interleave(reps - 1, dim=0)])
+            mask = torch.cat([mask, mask.repeat_interleave(reps - 1, dim=0)])
         hidden = self.trunk.hidden(ids, self.vision(images))
         logits = self.read_out(hidden, mask)
-        matching = F.binary_cross_entropy_with_logits(logits, labels)
-        out = {"matching": matching, "loss": matching,
-               "accuracy": ((logits > 0).float() == labels).float().mean().detach()}
+        if listwise:
+            if k == 0:
+                matching = logits.sum() * 0.0
+                accuracy = logits.new_zeros(())
+            else:
+                table = torch.cat([logits[:n, None], logits[n:].view(n, k)], dim=1)
+                target = torch.zeros(n, dtype=torch.long, device=ids.device)
+                matching = F.cross_entropy(table, target)
+                accuracy = (table.argmax(dim=1) == 0).float().mean().detach()
+        else:
+            labels = torch.zeros(len(ids), device=ids.device)
+            labels[:n] = 1.0
+            matching = F.binary_cross_entropy_with_logits(logits, labels)
+            accuracy = ((logits > 0).float() == labels).float().mean().detach()
+        out = {"matching": matching, "loss": matching, "accuracy": accuracy}
         if caption_weight > 0:
             words = hidden[:n, :-1] @ self.trunk.embed.weight.T
             target = ids[:n, 1:].masked_fill(mask[:n, 1:] == 0, -100)

@@ -1,0 +1,112 @@
+"""Does the release recipe reproduce? Retrain one release model and compare it with the manifest.
+
+``scripts/reproduce.py --check NAME`` calls :func:`check_reproduction`: the model is retrained
+from scratch in a scratch folder (its parents copied from the committed ones, checked against
+the manifest), and its validation R@1 is compared with the manifest's: inside the exact 95%
+interval of the committed figure over the same validation queries, or not. CPU training is not
+bit-for-bit repeatable across machines, so the tolerance is the figure's own sampling noise; a
+larger gap means the recipe did not reproduce. The committed folder is never touched.
+
+Taught in notebooks/01_fast.ipynb (section "Release models") beside :mod:`.release`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fastslow_lib.config.presets import Preset, get_preset
+from fastslow_lib.core.checkpoint import WEIGHTS_NAME
+from fastslow_lib.core.device import describe_device, machine_name
+from fastslow_lib.core.intervals import proportion_interval
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.course.manifest import RELEASES, sha256_file, show_path, verify_release
+from fastslow_lib.course.release import Releases, as_device, git_commit, write_manifest
+
+__all__ = ["check_reproduction"]
+
+
+def _ancestors(name: str) -> list[str]:
+    out: list[str] = []
+    for parent in RELEASES[name].parents:
+        out += [a for a in _ancestors(parent) + [parent] if a not in out]
+    return out
+
+
+def check_reproduction(name: str, preset: Preset | None = None, *,
+                       device: torch.device | str | None = None,
+                       scratch: str | Path | None = None, record_to: str | Path | None = None,
+                       log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Retrain release model ``name`` from scratch and compare it with the committed one.
+
+    Its parents are the committed ones (checked against the manifest, copied into ``scratch``,
+    default ``checkpoints/reproduce-check``); ``name`` itself is trained there at the release
+    budget. The tolerance: each validation R@1 of the retrained model must fall inside the
+    exact 95% interval of the manifest's figure over the same validation queries (run-to-run
+    differences of CPU training are of that order; a larger gap means the recipe did not
+    reproduce). Returns the record (also kept in ``record_to``, default
+    ``results/reproduce_check.json``, beside the other models' last checks).
+    """
+    preset = preset or get_preset()
+    if name not in RELEASES:
+        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+    committed = Releases(preset, as_device(device), mode="release")
+    entry = verify_release(name, committed.root)  # type: ignore[arg-type]
+    root = Path(scratch) if scratch is not None else repo_root() / "checkpoints" / \
+        "reproduce-check"
+    if (root / name).exists():
+        shutil.rmtree(root / name)
+    root.mkdir(parents=True, exist_ok=True)
+    data = {"models": {}}
+    for parent in _ancestors(name):
+        data["models"][parent] = verify_release(parent, committed.root)  # type: ignore[arg-type]
+        if (root / parent).exists():
+            shutil.rmtree(root / parent)
+        shutil.copytree(committed.folder(parent), root / parent)
+    write_manifest(root, data)
+    rel = Releases(preset, committed.device, mode="full", root=root, world=committed.world)
+    log(f"retraining {name!r} in {show_path(root / name)} (parents: "
+        f"{_ancestors(name) or 'none'}) on {describe_device(rel.device)} ({machine_name()})")
+    start = time.perf_counter()
+    _, history, _ = rel.get(name)
+    seconds = time.perf_counter() - start
+    figures = rel.validation(name)
+    spec = RELEASES[name]
+    checks = {}
+    for key, value in entry["validation"].items():
+        if not key.startswith("val_R@1"):
+            continue
+        n = (int(key.removeprefix("val_R@1_").removesuffix("q")) if key != "val_R@1" else
+             (preset.release_budgets().video.fast_train if spec.clips else
+              preset.release_budgets().fast_train).val_queries)
+        hits = int(round(value * n / 100))
+        interval = proportion_interval(np.r_[np.ones(hits), np.zeros(n - hits)])
+        checks[key] = {"committed": value, "reproduced": figures[key], "queries": n,
+                       "interval": [round(interval.low, 2), round(interval.high, 2)],
+                       "within": bool(interval.low <= figures[key] <= interval.high)}
+    record = {"model": name, "checks": checks, "within": all(c["within"] for c in checks.values()),
+              "training_seconds": round(float(history["seconds"]), 1),
+              "committed_training_seconds": entry["training_seconds"],
+              "committed_machine": entry["machine"], "seconds": round(seconds, 1),
+              "machine": machine_name(), "device": describe_device(rel.device),
+              "commit": git_commit(), "date": dt.date.today().isoformat(),
+              "sha256_equal": sha256_file(root / name / WEIGHTS_NAME) ==
+              entry["sha256"][WEIGHTS_NAME]}
+    path = Path(record_to) if record_to is not None else \
+        repo_root() / "results" / "reproduce_check.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"checks": []}
+    old["checks"] = [c for c in old["checks"] if c["model"] != name] + [record]
+    path.write_text(json.dumps(old, indent=1) + "\n")
+    for key, c in checks.items():
+        log(f"{name} {key}: committed {c['committed']:g}, reproduced {c['reproduced']:g}; "
+            f"95% interval of the committed {c['interval']}: "
+            f"{'within' if c['within'] else 'OUTSIDE'}")
+    return record
