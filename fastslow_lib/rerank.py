@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from fastslow_lib.config.checks import check_int
+from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.fast.evaluate import embed_texts
 from fastslow_lib.fast.input_checks import check_vocabulary
@@ -35,9 +36,10 @@ from fastslow_lib.slow.scoring import (
     check_gallery,
     image_cache,
     score_rows,
+    slow_pair_scores,
 )
 
-__all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank"]
+__all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank", "reranked_ranks"]
 
 
 def check_queries(queries: Sequence[str]) -> list[str]:
@@ -206,3 +208,28 @@ def rerank(
     seconds = {name: after[name] - before.get(name, 0.0) for name in after}
     return RerankResult(np.take_along_axis(fids, order, 1), np.take_along_axis(final, order, 1),
                         fids, fsc, ssc, seconds)
+
+
+def reranked_ranks(
+    model: torch.nn.Module, tokenizer, queries: Sequence[str], gallery: np.ndarray,
+    gt: np.ndarray, fast_scores: np.ndarray, k: int, *, max_len: int,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """1-based rank of each query's right image ``gt[q]`` once ``model`` (any Slow-type model:
+    a captioner, an ITM head) re-ranks Fast's top ``k`` by ``fast_scores`` (``(Q, N)``); Fast's
+    own rank where the right image is not in its top ``k``. The evaluation form of
+    :func:`rerank` (exact scores, no index, no cache): notebook 02 compares objectives with it.
+    """
+    queries = check_queries(queries)
+    check_int(k, "k", allow_numpy=True)
+    if fast_scores.shape != (len(queries), len(gallery)) or not 1 <= k <= len(gallery):
+        raise ValueError(f"fast_scores must be (queries={len(queries)}, images={len(gallery)}) "
+                         f"and 1 <= k <= images, got {fast_scores.shape} and k={k}")
+    top = np.argsort(-fast_scores, axis=1, kind="stable")[:, :k]
+    texts = [q for q in queries for _ in range(k)]
+    scores = slow_pair_scores(model, tokenizer, texts, gallery[top.ravel()], max_len=max_len,
+                              device=device).reshape(top.shape)
+    order = np.take_along_axis(top, np.argsort(-scores, axis=1, kind="stable"), axis=1)
+    hit = order == np.asarray(gt)[:, None]
+    fast_ranks = ranks_of_gt(fast_scores, gt)
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, fast_ranks).astype(np.int64)

@@ -43,7 +43,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fastslow_lib.config.presets import get_preset
@@ -59,6 +58,7 @@ from fastslow_lib.fast.evaluate import (
     probe_outcomes,
     retrieval_report,
 )
+from fastslow_lib.rerank import reranked_ranks
 from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
 
 #: Row name -> release model.
@@ -73,23 +73,6 @@ VARIANTS: dict[str, str] = {
 
 #: Fast's candidates per test query that each Slow-type model re-ranks.
 RERANK_K = 10
-
-
-def rerank_ranks(model, tok, prot: RetrievalProtocol, fast_test: np.ndarray, k: int,
-                 max_len: int, device) -> list[int]:
-    """1-based rank of each query's right image once ``model`` re-ranks Fast's top ``k``
-    (``fast_test``: Fast's score matrix of the same protocol); Fast's rank when it is not there."""
-    top = np.argsort(-fast_test, axis=1, kind="stable")[:, :k]
-    texts = [q for q in prot.queries for _ in range(k)]
-    scores = slow_pair_scores(model, tok, texts, prot.gallery[top.ravel()], max_len=max_len,
-                              device=device).reshape(top.shape)
-    order = np.take_along_axis(top, np.argsort(-scores, axis=1, kind="stable"), axis=1)
-    fast_ranks = ranks_of_gt(fast_test, prot.gt)
-    out = []
-    for q, row in enumerate(order):
-        hit = np.flatnonzero(row == prot.gt[q])
-        out.append(int(hit[0]) + 1 if len(hit) else int(fast_ranks[q]))
-    return out
 
 
 def ablation_protocols(world, n_queries: int) -> dict[str, RetrievalProtocol]:
@@ -162,14 +145,18 @@ def main() -> None:
                 and kept.get("sha256") == released[release]["sha256"]["model.safetensors"]):
             results[name] = kept
             if slow_type:
-                kept["outcomes"]["rerank10_ranks"] = rerank_ranks(
-                    model, tok, protocols["test"], fast_test, RERANK_K, cfg.max_len, device)
+                kept["outcomes"]["rerank10_ranks"] = reranked_ranks(
+                    model, tok, protocols["test"].queries, protocols["test"].gallery,
+                    protocols["test"].gt, fast_test, RERANK_K, max_len=cfg.max_len,
+                    device=device).tolist()
             print(f"{name}: kept (the same weights as the manifest's)")
             continue
         metrics = evaluate(model, tok, world, protocols, cfg.max_len, device)
         if slow_type:
-            metrics["outcomes"]["rerank10_ranks"] = rerank_ranks(
-                model, tok, protocols["test"], fast_test, RERANK_K, cfg.max_len, device)
+            metrics["outcomes"]["rerank10_ranks"] = reranked_ranks(
+                model, tok, protocols["test"].queries, protocols["test"].gallery,
+                protocols["test"].gt, fast_test, RERANK_K, max_len=cfg.max_len,
+                device=device).tolist()
         results[name] = {"release": release,
                          "sha256": released[release]["sha256"]["model.safetensors"],
                          "parameters": model.num_parameters(),

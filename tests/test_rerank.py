@@ -9,12 +9,13 @@ import torch
 from shared import TINY_VISION
 
 from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.data import RetrievalProtocol, load_world
-from fastslow_lib.fast.evaluate import embed_images, embed_texts
+from fastslow_lib.fast.evaluate import embed_images, embed_texts, fast_scores
 from fastslow_lib.fast.index import VectorIndex
 from fastslow_lib.fast.model import DualEncoder, FastConfig
-from fastslow_lib.rerank import SlowGallery, check_queries, rerank
+from fastslow_lib.rerank import SlowGallery, check_queries, rerank, reranked_ranks
 from fastslow_lib.slow.model import SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_scores
 
@@ -77,6 +78,24 @@ def test_rerank_orders_fast_top_k_by_slow(setup):
     fastish = rerank(texts, fast_model=fast, tokenizer=tok, index=index, gallery=gallery, k=5,
                      fast_weight=1e9)
     np.testing.assert_array_equal(fastish.ids, fastish.fast_ids)
+
+
+def test_reranked_ranks_keep_fast_outside_the_top_k_and_equal_slow_at_k_n(setup):
+    _, tok, fast, slow, protocol, _, _ = setup
+    sub = protocol.restrict(np.arange(12))
+    f = fast_scores(fast, tok, sub, max_len=48)
+    fast_ranks = ranks_of_gt(f, sub.gt)
+    got = reranked_ranks(slow, tok, sub.queries, sub.gallery, sub.gt, f, 5, max_len=48)
+    inside = fast_ranks <= 5
+    assert (got[inside] <= 5).all() and (got[~inside] == fast_ranks[~inside]).all()
+    every = reranked_ranks(slow, tok, sub.queries, sub.gallery, sub.gt, f, len(sub.gallery),
+                           max_len=48)
+    want = ranks_of_gt(slow_scores(slow, tok, sub.queries, sub.gallery, max_len=48), sub.gt)
+    # Re-ranking everything is Slow on everything; the two scorers agree to ~1e-4, so a
+    # near-tie of this untrained model may swap two neighbours (tolerance: one place, rarely).
+    assert np.abs(every - want).max() <= 1 and (every == want).mean() >= 0.75, (every, want)
+    with pytest.raises(ValueError, match="fast_scores must be"):
+        reranked_ranks(slow, tok, sub.queries, sub.gallery, sub.gt, f[:3], 5, max_len=48)
 
 
 def test_rerank_bad_input(setup):
