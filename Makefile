@@ -37,14 +37,14 @@ install: $(STAMP) ## Create .venv (if missing) and install requirements.txt + th
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -r requirements.txt
+	$(VENV)/bin/python -m pip install --no-compile -r requirements.txt
 	$(VENV)/bin/python -m pip install -e . --no-deps
 	touch $@
 
 test: $(STAMP) ## Lint, check the library's layers, run the unit tests, then nbval on every notebook
 	$(VENV)/bin/ruff check $(LINT_DIRS)
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest tests -n auto
 	@shopt -s nullglob; nbs=($(NOTEBOOK_DIR)/*.ipynb); \
 	if [ $${#nbs[@]} -eq 0 ]; then \
 		echo "no notebooks in $(NOTEBOOK_DIR)/ yet: skipping nbval"; exit 0; \

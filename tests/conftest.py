@@ -11,6 +11,13 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+# `make test` runs one pytest-xdist worker per core: one torch thread each, so that the workers
+# share the cores without oversubscribing them.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tmp_cache(tmp_path: Path) -> Path:
