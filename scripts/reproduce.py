@@ -10,10 +10,14 @@ resumes where it stopped. Progress bars show each model's training.
     python scripts/reproduce.py --only fast     # one (its parents are loaded or trained first)
     python scripts/reproduce.py --list          # what there is, and what the manifest says
     python scripts/reproduce.py --check fast    # retrain beside the committed one, compare
+    python scripts/reproduce.py --check fast --seeds 1 2   # ... and at two other seeds
 
 ``--check`` leaves data/release/ alone: the model is retrained under checkpoints/reproduce-check/
 (its parents copied from the committed ones) and its validation figures are compared with the
-manifest's 95% intervals; results/reproduce_check.json keeps the outcome.
+manifest's 95% intervals; results/reproduce_check.json keeps the outcome. ``--seeds`` retrains
+the same recipe at other seeds as well and keeps their figures beside it: the tolerance counts
+the validation queries' sampling noise only, and a model whose figures move more than that
+from seed to seed shows it there.
 """
 
 from __future__ import annotations
@@ -46,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", nargs="+", default=None, choices=sorted(RELEASES),
                         metavar="NAME", help="retrain NAME in a scratch folder and compare its "
                         "validation figures with the manifest's")
+    parser.add_argument("--seeds", nargs="+", type=int, default=(), metavar="SEED",
+                        help="with --check: retrain at these other seeds too and record their "
+                        "figures (the seed-to-seed spread beside the tolerance)")
     args = parser.parse_args(argv)
+    if args.seeds and not args.check:
+        parser.error("--seeds needs --check NAME")
     preset = get_preset(args.preset)
     if args.list:
         models = manifest(release_dir(preset))["models"]
@@ -61,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     seed_everything(0)
     start = time.perf_counter()
     if args.check:
-        records = [check_reproduction(name, preset, device=args.device) for name in args.check]
+        records = [check_reproduction(name, preset, device=args.device, seeds=args.seeds)
+                   for name in args.check]
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0 if all(r["within"] for r in records) else 1
     reproduce(args.only or None, preset, device=args.device)

@@ -20,6 +20,7 @@ from fastslow_lib.config.training import (
 )
 from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.core.paths import repo_root
+from fastslow_lib.course.manifest import sha256_file
 from fastslow_lib.course.release import (
     MANIFEST_NAME,
     RELEASES,
@@ -144,6 +145,45 @@ def test_a_retrained_model_is_checked_against_the_manifest_interval(built, tmp_p
     assert json.loads((tmp_path / "check.json").read_text())["checks"] == [record]
     assert any("within" in line for line in lines)
     assert verify_release("fast", root)  # the committed folder is untouched
+
+
+def test_the_same_recipe_at_other_seeds_is_recorded_beside_the_check(built, tmp_path,
+                                                                      monkeypatch):
+    root, data = built
+    monkeypatch.setenv("FASTSLOW_RELEASE_DIR", str(root))
+    lines = []
+    record = check_reproduction("fast", small_preset(), device="cpu", scratch=tmp_path / "s",
+                                record_to=tmp_path / "check.json", seeds=[1], log=lines.append)
+    assert record["seed"] == 0 and set(record["seed_runs"]) == {"1"}
+    assert set(record["seed_runs"]["1"]) == set(record["checks"]) == {"val_R@1"}
+    other = tmp_path / "s" / "seed-1" / "fast"
+    saved = json.loads((other / "training.json").read_text())
+    assert saved["config"]["train"]["seed"] == 1
+    assert sha256_file(other / "model.safetensors") != sha256_file(
+        tmp_path / "s" / "fast" / "model.safetensors")  # another seed, other weights
+    assert any("at seeds 1" in line for line in lines)
+    assert verify_release("fast", root)
+    with pytest.raises(ValueError, match="other than the committed seed 0"):
+        check_reproduction("fast", small_preset(), device="cpu", scratch=tmp_path / "s",
+                           record_to=tmp_path / "check.json", seeds=[0], log=lines.append)
+    with pytest.raises(ValueError, match="must be distinct"):
+        check_reproduction("fast", small_preset(), device="cpu", scratch=tmp_path / "s",
+                           record_to=tmp_path / "check.json", seeds=[2, 2], log=lines.append)
+
+
+def test_release_budgets_with_another_seed_change_every_run_and_only_the_seed():
+    budgets = get_preset("cpu").release_budgets()
+    other = budgets.with_seed(3)
+    assert budgets.seeds() == [0] and other.seeds() == [3]
+    assert other.video.slow_train.seed == other.itm_train.seed == other.fast_train.seed == 3
+    assert dataclasses.replace(other.fast_train, seed=0) == budgets.fast_train
+    assert other.with_seed(0) == budgets
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        budgets.with_seed(-1)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        budgets.with_seed("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seeds name unknown release models"):
+        Releases(get_preset("tiny"), "cpu", mode="release", seeds={"fats": 1})
 
 
 def test_the_committed_release_models_match_their_manifest():

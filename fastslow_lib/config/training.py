@@ -14,7 +14,7 @@ Every config validates itself when it is made (the edge), so a training loop nev
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 from fastslow_lib.config.checks import check_int, check_int_fields
@@ -204,3 +204,31 @@ class ReleaseBudgets:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (saved in the release manifest)."""
         return asdict(self)
+
+    def with_seed(self, seed: int) -> ReleaseBudgets:
+        """These budgets with every training run's ``seed`` set to ``seed``.
+
+        The same recipe at another seed: ``scripts/reproduce.py --check NAME --seeds 1 2``
+        retrains a model this way to measure how far its figures move from seed to seed.
+        """
+        return _reseeded(self, check_int(seed, "seed", minimum=0))
+
+    def seeds(self) -> list[int]:
+        """The distinct seeds of the training runs these budgets describe, sorted."""
+        return sorted(set(_seeds(self)))
+
+
+def _reseeded(config: Any, seed: int) -> Any:
+    """``config`` with ``seed`` in every :class:`TrainConfig` it holds (recursively)."""
+    if isinstance(config, TrainConfig):
+        return replace(config, seed=seed)
+    changes = {f.name: _reseeded(getattr(config, f.name), seed) for f in fields(config)
+               if is_dataclass(getattr(config, f.name))}
+    return replace(config, **changes)
+
+
+def _seeds(config: Any) -> list[int]:
+    if isinstance(config, TrainConfig):
+        return [config.seed]
+    return [s for f in fields(config) if is_dataclass(getattr(config, f.name))
+            for s in _seeds(getattr(config, f.name))]

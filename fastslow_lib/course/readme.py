@@ -329,6 +329,11 @@ def _reproduce_checks(folder: Path) -> list[str]:
         figures = "; ".join(f"{k} committed {v['committed']:g}, reproduced {v['reproduced']:g} "
                             f"(interval [{v['interval'][0]:g}, {v['interval'][1]:g}])"
                             for k, v in c["checks"].items())
+        runs = c.get("seed_runs", {})
+        if runs:
+            figures += "; the same recipe at seeds " + ", ".join(
+                f"{seed}: " + "/".join(f"{v:g}" for v in run.values())
+                for seed, run in runs.items())
         out.append(f"- `{c['model']}` on {c['machine']}, {c['date']}: {figures}: "
                    f"**{'within' if c['within'] else 'outside'}**; trained in "
                    f"{c['training_seconds'] / 60:.1f} min (committed: "

@@ -33,7 +33,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from pathlib import Path
@@ -114,12 +114,19 @@ class Releases:
     mode: str = field(default_factory=train_mode)
     root: Path | None = None
     world: World | None = None
+    #: Model name -> a training seed other than its budget's (the same recipe at another seed:
+    #: :func:`~fastslow_lib.course.reproduce_check.check_reproduction`'s ``seeds``).
+    seeds: Mapping[str, int] = field(default_factory=dict)
     _models: dict[str, tuple[torch.nn.Module, dict, bool]] = field(default_factory=dict)
     _inputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in TRAIN_MODES:
             raise ValueError(f"mode must be one of {TRAIN_MODES}, got {self.mode!r}")
+        unknown = sorted(set(self.seeds) - set(RELEASES))
+        if unknown:
+            raise ValueError(f"seeds name unknown release models {unknown}; expected some of "
+                             f"{sorted(RELEASES)}")
         self.root = Path(self.root) if self.root is not None else release_dir(self.preset,
                                                                                self.mode)
         if self.world is None:
@@ -159,6 +166,8 @@ class Releases:
 
     def _load_or_train(self, name: str, may_train: bool) -> tuple[torch.nn.Module, dict, bool]:
         p, b = self.preset, self.budgets
+        if name in self.seeds:
+            b = b.with_seed(self.seeds[name])
         kw = {"device": self.device, "may_train": may_train,
               "rebuild_hint": rebuild_hint(name, self.root)}  # type: ignore[arg-type]
         world, tok, out = self.world, self.tokenizer, self.folder(name)

@@ -16,13 +16,14 @@ import datetime as dt
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.presets import Preset, get_preset
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.device import describe_device, machine_name
@@ -44,7 +45,8 @@ def _ancestors(name: str) -> list[str]:
 def check_reproduction(name: str, preset: Preset | None = None, *,
                        device: torch.device | str | None = None,
                        scratch: str | Path | None = None, record_to: str | Path | None = None,
-                       log: Callable[[str], None] = print) -> dict[str, Any]:
+                       seeds: Sequence[int] = (), log: Callable[[str], None] = print
+                       ) -> dict[str, Any]:
     """Retrain release model ``name`` from scratch and compare it with the committed one.
 
     Its parents are the committed ones (checked against the manifest, copied into ``scratch``,
@@ -54,24 +56,24 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
     differences of CPU training are of that order; a larger gap means the recipe did not
     reproduce). Returns the record (also kept in ``record_to``, default
     ``results/reproduce_check.json``, beside the other models' last checks).
+
+    ``seeds``: the same recipe retrained at each of these other seeds too (in
+    ``scratch/seed-N``), and their figures kept under ``seed_runs``: how far the figures move
+    from seed to seed, beside the sampling tolerance (the verdict is the committed seed's).
     """
     preset = preset or get_preset()
     if name not in RELEASES:
         raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+    seeds = [check_int(s, "seed", minimum=0) for s in seeds]
+    own_seed = _training_seed(preset, name)
+    if own_seed in seeds or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds {seeds} must be distinct and other than the committed seed "
+                         f"{own_seed} of {name!r} (the check retrains that one itself)")
     committed = Releases(preset, as_device(device), mode="release")
     entry = verify_release(name, committed.root)  # type: ignore[arg-type]
     root = Path(scratch) if scratch is not None else repo_root() / "checkpoints" / \
         "reproduce-check"
-    if (root / name).exists():
-        shutil.rmtree(root / name)
-    root.mkdir(parents=True, exist_ok=True)
-    data = {"models": {}}
-    for parent in _ancestors(name):
-        data["models"][parent] = verify_release(parent, committed.root)  # type: ignore[arg-type]
-        if (root / parent).exists():
-            shutil.rmtree(root / parent)
-        shutil.copytree(committed.folder(parent), root / parent)
-    write_manifest(root, data)
+    _prepare_scratch(name, committed, root)
     rel = Releases(preset, committed.device, mode="full", root=root, world=committed.world)
     log(f"retraining {name!r} in {show_path(root / name)} (parents: "
         f"{_ancestors(name) or 'none'}) on {describe_device(rel.device)} ({machine_name()})")
@@ -92,6 +94,14 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
         checks[key] = {"committed": value, "reproduced": figures[key], "queries": n,
                        "interval": [round(interval.low, 2), round(interval.high, 2)],
                        "within": bool(interval.low <= figures[key] <= interval.high)}
+    seed_runs: dict[str, dict[str, float]] = {}
+    for seed in seeds:
+        _prepare_scratch(name, committed, root / f"seed-{seed}")
+        other = Releases(preset, committed.device, mode="full", root=root / f"seed-{seed}",
+                         world=committed.world, seeds={name: seed})
+        log(f"retraining {name!r} at seed {seed} in {show_path(root / f'seed-{seed}' / name)}")
+        other.get(name)
+        seed_runs[str(seed)] = {k: v for k, v in other.validation(name).items() if k in checks}
     record = {"model": name, "checks": checks, "within": all(c["within"] for c in checks.values()),
               "training_seconds": round(float(history["seconds"]), 1),
               "committed_training_seconds": entry["training_seconds"],
@@ -99,7 +109,9 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
               "machine": machine_name(), "device": describe_device(rel.device),
               "commit": git_commit(), "date": dt.date.today().isoformat(),
               "sha256_equal": sha256_file(root / name / WEIGHTS_NAME) ==
-              entry["sha256"][WEIGHTS_NAME]}
+              entry["sha256"][WEIGHTS_NAME], "seed": own_seed}
+    if seeds:
+        record["seed_runs"] = seed_runs
     path = Path(record_to) if record_to is not None else \
         repo_root() / "results" / "reproduce_check.json"
     old = json.loads(path.read_text()) if path.is_file() else {"checks": []}
@@ -109,4 +121,30 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
         log(f"{name} {key}: committed {c['committed']:g}, reproduced {c['reproduced']:g}; "
             f"95% interval of the committed {c['interval']}: "
             f"{'within' if c['within'] else 'OUTSIDE'}")
+        if seeds:
+            log(f"{name} {key} at seeds {', '.join(seed_runs)}: "
+                f"{', '.join(f'{run[key]:g}' for run in seed_runs.values())}")
     return record
+
+
+def _training_seed(preset: Preset, name: str) -> int:
+    """The seed release model ``name`` is trained with (every budget of a preset shares one)."""
+    seeds = preset.release_budgets().seeds()
+    if len(seeds) != 1:
+        raise ValueError(f"the release budgets of preset {preset.name!r} use several seeds "
+                         f"{seeds}; cannot tell {name!r}'s")
+    return seeds[0]
+
+
+def _prepare_scratch(name: str, committed: Releases, root: Path) -> None:
+    """An empty ``root/name`` beside copies of its committed ancestors (checked) and a manifest."""
+    if (root / name).exists():
+        shutil.rmtree(root / name)
+    root.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"models": {}}
+    for parent in _ancestors(name):
+        data["models"][parent] = verify_release(parent, committed.root)  # type: ignore[arg-type]
+        if (root / parent).exists():
+            shutil.rmtree(root / parent)
+        shutil.copytree(committed.folder(parent), root / parent)
+    write_manifest(root, data)
