@@ -40,7 +40,7 @@ from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.seed import seed_everything
 from fastslow_lib.course.manifest import SLOW_VAL_QUERIES
-from fastslow_lib.course.release import Releases
+from fastslow_lib.course.release import Releases, manifest, release_dir
 from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import fast_scores
@@ -81,8 +81,13 @@ def main() -> None:
     val = RetrievalProtocol.from_split(world.val)
     val = val.restrict(val.query_subset(min(SLOW_VAL_QUERIES, len(val.queries)), seed=0))
     path = args.out or repo_root() / "results" / "itm_trials.json"
-    old = json.loads(path.read_text())["trials"] if path.is_file() else {}
-    trials = {k: v for k, v in old.items() if k in TRIALS and k not in args.trials}
+    trunk = manifest(release_dir(preset))["models"]["slow_forward_only"]
+    start_sha = trunk["sha256"]["model.safetensors"]
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    # trials of another trunk are not kept beside these: each file holds one trunk's trials
+    same_trunk = old.get("start_sha256") == start_sha
+    kept = old.get("trials", {}) if same_trunk else {}
+    trials = {k: v for k, v in kept.items() if k in TRIALS and k not in args.trials}
     for name in args.trials:
         epochs, lr, hard, random = TRIALS[name]
         seed_everything(0)
@@ -123,9 +128,13 @@ def main() -> None:
         out = {"machine": machine_name(), "device": describe_device(device),
                "date": dt.date.today().isoformat(), "preset": preset.name,
                "world": world.config.key(), "start": "slow_forward_only (release)",
+               "start_sha256": start_sha, "start_budget": trunk["budget"],
                "fast_R@1": proportion_interval(fast_hits).to_dict(),
                "test_queries": len(test.queries), "val_queries": len(val.queries),
-               "trials": trials}
+               "trials": trials,
+               # the release recipe's record on this trunk, where one was kept (notebook 02)
+               **({"earlier_release": old["earlier_release"]}
+                  if same_trunk and "earlier_release" in old else {})}
         path.write_text(compact_json(out) + "\n")
     print(f"wrote {path}")
 

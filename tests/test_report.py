@@ -145,3 +145,18 @@ def test_ablation_rows_compare_on_the_same_queries(tmp_path):
     assert "no release model" in rows["within 2 points or better"]["measured"]
     measured = rows["above coarse-only"]["measured"]
     assert np.isclose(float(measured.split("coarse only ")[1].split(": ")[1].split()[0]), 20)
+
+
+def test_the_bidirectional_row_shows_the_probe_beside_its_r1_verdict(tmp_path):
+    """The probe difference is printed in the row; the verdict stays the R@1 one."""
+    def row(hits: int, probe_right: int) -> dict:
+        return {"outcomes": {"test_ranks": _ranks(hits), "small100_ranks": _ranks(hits),
+                             "probe": [1.0] * probe_right + [0.0] * (600 - probe_right)}}
+
+    data = {"results": {"two steps (32, 16, 8), bidirectional": row(197, 583),
+                        "none (32, 32, 32), bidirectional": row(150, 400),
+                        "two steps, forward only": row(197, 500)}, "not_built": ["itm"]}
+    (tmp_path / "slow_ablations.json").write_text(json.dumps(data))
+    bi = {r["goal"]: r for r in claims_rows({}, tmp_path)}["bidirectional >= forward-only"]
+    assert "; probe +13.8 [" in bi["measured"], bi["measured"]
+    assert bi["met"] == "met"   # identical R@1, +0.0 [+0.0, +0.0]: the probe gain does not decide

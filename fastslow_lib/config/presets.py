@@ -103,11 +103,12 @@ PRESETS: dict[str, Preset] = {
             FastTrainConfig(epochs=1, batch_size=64, val_queries=500),
             slow_train=SlowTrainConfig(epochs=1, batch_size=64),
         ),
-        # The release models (data/release/): Fast until its validation R@1 flattens, Slow on
-        # a comparable number of seconds with smaller batches (notebook 02's tuning table).
+        # The release models (data/release/): Fast until its validation R@1 flattens, Slow
+        # until its validation loss flattens and the probe's position swaps, learned last, are
+        # learned (notebook 02: the release curve and the budget table of results/slow_budget.json).
         release=ReleaseBudgets(
             FastTrainConfig(epochs=24),
-            SlowTrainConfig(epochs=16, batch_size=32),
+            SlowTrainConfig(epochs=30, batch_size=64),
             DistillConfig(start_epoch=12),
             VideoSettings(
                 FastTrainConfig(epochs=12, batch_size=64, val_queries=500),

@@ -325,7 +325,11 @@ def _reproduce_checks(folder: Path) -> list[str]:
     out = ["", "Retrained from scratch beside the committed models "
            "(`python scripts/reproduce.py --check NAME`; tolerance: inside the 95% interval of "
            "the manifest's validation R@1):", ""]
+    released = manifest(repo_root() / "data" / "release")["models"]
     for c in json.loads(path.read_text())["checks"]:
+        now = released.get(c["model"], {}).get("sha256", {}).get("model.safetensors")
+        superseded = c.get("committed_sha256") is not None and now is not None \
+            and c["committed_sha256"] != now
         figures = "; ".join(f"{k} committed {v['committed']:g}, reproduced {v['reproduced']:g} "
                             f"(interval [{v['interval'][0]:g}, {v['interval'][1]:g}])"
                             for k, v in c["checks"].items())
@@ -337,7 +341,9 @@ def _reproduce_checks(folder: Path) -> list[str]:
         out.append(f"- `{c['model']}` on {c['machine']}, {c['date']}: {figures}: "
                    f"**{'within' if c['within'] else 'outside'}**; trained in "
                    f"{c['training_seconds'] / 60:.1f} min (committed: "
-                   f"{c['committed_training_seconds'] / 60:.1f} min on {c['committed_machine']})")
+                   f"{c['committed_training_seconds'] / 60:.1f} min on {c['committed_machine']})"
+                   + ("; checked against an earlier release of this model, since retrained: "
+                      "not re-checked yet" if superseded else ""))
     return out
 
 

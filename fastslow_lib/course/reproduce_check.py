@@ -109,7 +109,9 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
               "machine": machine_name(), "device": describe_device(rel.device),
               "commit": git_commit(), "date": dt.date.today().isoformat(),
               "sha256_equal": sha256_file(root / name / WEIGHTS_NAME) ==
-              entry["sha256"][WEIGHTS_NAME], "seed": own_seed}
+              entry["sha256"][WEIGHTS_NAME], "seed": own_seed,
+              # which committed weights this check was against (a retrain supersedes it)
+              "committed_sha256": entry["sha256"][WEIGHTS_NAME]}
     if seeds:
         record["seed_runs"] = seed_runs
     path = Path(record_to) if record_to is not None else \
