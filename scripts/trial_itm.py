@@ -34,6 +34,7 @@ import torch
 
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import SlowTrainConfig
+from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.metrics import ranks_of_gt
@@ -82,7 +83,7 @@ def main() -> None:
     val = val.restrict(val.query_subset(min(SLOW_VAL_QUERIES, len(val.queries)), seed=0))
     path = args.out or repo_root() / "results" / "itm_trials.json"
     trunk = manifest(release_dir(preset))["models"]["slow_forward_only"]
-    start_sha = trunk["sha256"]["model.safetensors"]
+    start_sha = trunk["sha256"][WEIGHTS_NAME]
     old = json.loads(path.read_text()) if path.is_file() else {}
     # trials of another trunk are not kept beside these: each file holds one trunk's trials
     same_trunk = old.get("start_sha256") == start_sha

@@ -52,20 +52,22 @@ def test_a_reproduce_check_against_superseded_weights_says_so(tmp_path):
     """A check made before its model was retrained is marked, not shown as today's verdict."""
     import json
 
+    from fastslow_lib.core.checkpoint import WEIGHTS_NAME
     from fastslow_lib.core.paths import repo_root
-    from fastslow_lib.course.readme import _reproduce_checks
     from fastslow_lib.course.release import manifest
 
+    results = tmp_path / "results"
+    shutil.copytree(repo_root() / "results", results, ignore=shutil.ignore_patterns("executed"))
     models = manifest(repo_root() / "data" / "release")["models"]
-    now = models["fast"]["sha256"]["model.safetensors"]
+    now = models["fast"]["sha256"][WEIGHTS_NAME]
     base = {"model": "fast", "checks": {"val_R@1": {"committed": 86.1, "reproduced": 86.0,
                                                     "queries": 1000, "interval": [83.8, 88.2],
                                                     "within": True}},
             "within": True, "training_seconds": 60.0, "committed_training_seconds": 60.0,
             "committed_machine": "m", "machine": "m", "date": "2026-12-06"}
     for sha, superseded in ((now, False), ("0" * 64, True)):
-        (tmp_path / "reproduce_check.json").write_text(
+        (results / "reproduce_check.json").write_text(
             json.dumps({"checks": [{**base, "committed_sha256": sha}]}))
-        line = _reproduce_checks(tmp_path)[-1]
-        assert "**within**" in line
+        line = generated_blocks(results)["release"].splitlines()[-1]
+        assert line.startswith("- `fast`") and "**within**" in line, line
         assert ("earlier release" in line and "since retrained" in line) == superseded, line

@@ -26,6 +26,9 @@ def test_every_claim_reads_the_committed_results():
         assert r["met"] in ("met", "not met", "undecided"), r
     by_goal = {r["goal"]: r for r in rows}
     assert " [" in by_goal["+15 R@1 or more"]["measured"]  # an interval is shown
+    # the K = 10 row is decided by the distilled student, plain Fast's short list shown beside it
+    k10 = by_goal["within 1 point at K = 10"]["measured"]
+    assert k10.index("distilled Fast + Slow(10)") < k10.index("; plain Fast + Slow(10) "), k10
 
 
 def test_missing_numbers_say_so_and_the_table_renders(tmp_path):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import RELEASES, manifest
@@ -327,7 +328,7 @@ def _reproduce_checks(folder: Path) -> list[str]:
            "the manifest's validation R@1):", ""]
     released = manifest(repo_root() / "data" / "release")["models"]
     for c in json.loads(path.read_text())["checks"]:
-        now = released.get(c["model"], {}).get("sha256", {}).get("model.safetensors")
+        now = released.get(c["model"], {}).get("sha256", {}).get(WEIGHTS_NAME)
         superseded = c.get("committed_sha256") is not None and now is not None \
             and c["committed_sha256"] != now
         figures = "; ".join(f"{k} committed {v['committed']:g}, reproduced {v['reproduced']:g} "
