@@ -14,6 +14,10 @@ their cached keys and values (one decoder pass per direction for the whole batch
 pairs). The final order is by the Slow score, optionally plus ``fast_weight`` times Fast's
 cosine. Slow-on-everything (:meth:`SlowGallery.scores`) is the same decoder work for all N
 images instead of k: the cost Slow would have alone.
+
+What re-ranking can lose needs no Slow at all (:func:`shortlist_loss_bound`): a query whose
+image Slow ranks first among all N is lost only if Fast left that image out of its top ``k``.
+So Fast's miss rate at ``k``, measured on every query, bounds the loss from above.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from fastslow_lib.config.checks import check_int
+from fastslow_lib.core.intervals import Estimate, proportion_interval
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.fast.evaluate import embed_texts
@@ -39,7 +44,8 @@ from fastslow_lib.slow.scoring import (
     slow_pair_scores,
 )
 
-__all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank", "reranked_ranks"]
+__all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank", "reranked_ranks",
+           "shortlist_loss_bound"]
 
 
 def check_queries(queries: Sequence[str]) -> list[str]:
@@ -233,3 +239,30 @@ def reranked_ranks(
     hit = order == np.asarray(gt)[:, None]
     fast_ranks = ranks_of_gt(fast_scores, gt)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, fast_ranks).astype(np.int64)
+
+
+def shortlist_loss_bound(
+    fast_ranks: Sequence[int] | np.ndarray, ks: Sequence[int], margin: float = 1.0,
+) -> tuple[int | None, dict[int, Estimate]]:
+    """How much R@1 re-ranking Fast's top K can lose to Slow on everything, at most, per K.
+
+    Query by query: if Slow on everything ranks the query's image first and that image is in
+    Fast's top K, it is also Slow's best among the top K, so the re-ranked top-1 is right. A
+    query is lost only when its image is outside the top K. Hence, on any set of queries,
+    ``R@1(Fast + Slow(K)) - R@1(Slow on everything) >= -(Fast's miss rate at K)``, whatever
+    Slow's scores. ``fast_ranks`` are 1-based ranks of each query's image in Fast's ranking of
+    the whole gallery (cheap for every query); each K gets its miss rate (percent) with the
+    exact 95% interval, whose upper end bounds the loss. Returns the smallest K whose upper end
+    lies below ``margin`` points (None if none does) and every K's estimate.
+
+    The bound only rules a loss out: a high miss rate does not mean Slow would have found
+    those images. Taught in notebooks/04_rerank.ipynb (section 4).
+    """
+    ranks = np.asarray(fast_ranks)
+    if ranks.ndim != 1 or ranks.size == 0 or not np.issubdtype(ranks.dtype, np.integer) or \
+            (ranks < 1).any():
+        raise ValueError("fast_ranks must be a non-empty 1-D array of 1-based integer ranks")
+    misses = {int(check_int(k, "k", allow_numpy=True)): proportion_interval(ranks > k)
+              for k in sorted(ks)}
+    within = [k for k, e in misses.items() if e.high < margin]
+    return (within[0] if within else None), misses

@@ -9,6 +9,7 @@ from fastslow_lib.core.intervals import (
     Estimate,
     hits_at,
     paired_difference_interval,
+    prediction_interval,
     proportion_interval,
     recall_estimates,
     smallest_within,
@@ -27,6 +28,21 @@ def test_exact_binomial_interval_golden_values():
     none = proportion_interval(np.zeros(200))
     assert none.low == 0.0 and none.high == pytest.approx(100 * (1 - 0.025 ** (1 / 200)))
     assert str(e) == "83.5 [77.6, 88.4]"
+
+
+def test_prediction_interval_golden_values_and_errors():
+    # runs 50, 52, 54: sd 2, Student's t(0.975, 2 dof) = 4.3027, sqrt(1 + 1/3): half-width 9.937
+    e = prediction_interval([50.0, 52.0, 54.0])
+    assert (e.value, e.n) == (52.0, 3)
+    assert e.low == pytest.approx(52 - 9.9366, abs=1e-3) and e.high == pytest.approx(52 + 9.9366,
+                                                                                      abs=1e-3)
+    # more runs with the same spread: a narrower interval (t falls, sqrt(1 + 1/n) falls)
+    wider, narrower = prediction_interval([50, 54, 52]), prediction_interval([50, 54, 52] * 3)
+    assert narrower.high - narrower.low < wider.high - wider.low
+    with pytest.raises(ValueError, match="at least 3 runs, got 2"):
+        prediction_interval([50.0, 52.0])
+    with pytest.raises(ValueError, match="runs must be finite"):
+        prediction_interval([50.0, float("nan"), 52.0])
 
 
 def test_the_interval_narrows_with_more_queries():

@@ -71,3 +71,24 @@ def test_a_reproduce_check_against_superseded_weights_says_so(tmp_path):
         line = generated_blocks(results)["release"].splitlines()[-1]
         assert line.startswith("- `fast`") and "**within**" in line, line
         assert ("earlier release" in line and "since retrained" in line) == superseded, line
+
+
+def test_a_reproduce_check_with_seed_runs_shows_the_recipe_tolerance(tmp_path):
+    """With seed runs the verdict is the prediction interval's; the sampling verdict is shown."""
+    import json
+
+    from fastslow_lib.core.paths import repo_root
+
+    results = tmp_path / "results"
+    shutil.copytree(repo_root() / "results", results, ignore=shutil.ignore_patterns("executed"))
+    check = {"committed": 53.8, "reproduced": 61.0, "queries": 500, "interval": [49.32, 58.24],
+             "within": True, "within_sampling": False, "seed_interval": [40.1, 66.9]}
+    record = {"model": "video_fast_mean", "checks": {"val_R@1": check}, "within": True,
+              "seed_runs": {"1": {"val_R@1": 50.0}, "2": {"val_R@1": 57.0}},
+              "training_seconds": 60.0, "committed_training_seconds": 60.0,
+              "committed_machine": "m", "machine": "m", "date": "2026-12-06"}
+    (results / "reproduce_check.json").write_text(json.dumps({"checks": [record]}))
+    line = generated_blocks(results)["release"].splitlines()[-1]
+    assert "the same recipe at seeds 1: 50, 2: 57" in line, line
+    assert ("prediction interval of the recipe's runs [40.1, 66.9] (sampling interval: "
+            "outside): **within**") in line, line

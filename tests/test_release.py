@@ -19,6 +19,7 @@ from fastslow_lib.config.training import (
     SlowTrainConfig,
 )
 from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.intervals import prediction_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.manifest import sha256_file
 from fastslow_lib.course.release import (
@@ -153,9 +154,19 @@ def test_the_same_recipe_at_other_seeds_is_recorded_beside_the_check(built, tmp_
     monkeypatch.setenv("FASTSLOW_RELEASE_DIR", str(root))
     lines = []
     record = check_reproduction("fast", small_preset(), device="cpu", scratch=tmp_path / "s",
-                                record_to=tmp_path / "check.json", seeds=[1], log=lines.append)
-    assert record["seed"] == 0 and set(record["seed_runs"]) == {"1"}
+                                record_to=tmp_path / "check.json", seeds=[1, 2],
+                                log=lines.append)
+    assert record["seed"] == 0 and set(record["seed_runs"]) == {"1", "2"}
     assert set(record["seed_runs"]["1"]) == set(record["checks"]) == {"val_R@1"}
+    # two other seeds: the verdict is the recipe's prediction interval, the sampling one kept
+    check = record["checks"]["val_R@1"]
+    spread = prediction_interval([check["committed"]] + [r["val_R@1"] for r in
+                                                         record["seed_runs"].values()])
+    assert check["seed_interval"] == [round(spread.low, 2), round(spread.high, 2)]
+    assert record["within"] == (spread.low <= check["reproduced"] <= spread.high)
+    low, high = check["interval"]
+    assert check["within_sampling"] == (low <= check["reproduced"] <= high)
+    assert any("prediction interval of the recipe's runs" in line for line in lines)
     other = tmp_path / "s" / "seed-1" / "fast"
     saved = json.loads((other / "training.json").read_text())
     assert saved["config"]["train"]["seed"] == 1

@@ -53,6 +53,43 @@ def test_the_verdict_is_the_intervals(tmp_path):
     assert claims_rows({}, tmp_path)[0]["met"] == "met"
 
 
+def test_the_probe_row_is_decided_on_the_held_out_probe(tmp_path):
+    """The world's probe (watched while choosing the budget) is shown, the held-out one decides."""
+    def pairs(right: int, n: int) -> list[float]:
+        return [1.0] * right + [0.0] * (n - right)
+
+    watched = {"slow_probe": pairs(590, 600), "slow_probe_position": pairs(182, 200)}
+    held = {"slow_held_out_probe": pairs(2930, 3000), "fast_held_out_probe": pairs(2300, 3000),
+            "fast_held_out_probe_position": pairs(500, 1000)}
+    goal = "Slow probe >= 95, position >= 90, above Fast"
+    for right, met in ((930, "met"), (910, "undecided"), (870, "not met")):
+        record_outcomes("02_slow", {**watched, **held,
+                                    "slow_held_out_probe_position": pairs(right, 1000)},
+                        results_dir=tmp_path)
+        row = {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]
+        assert row["met"] == met, (right, row)
+    assert row["measured"].startswith("held-out probe (1,000 pairs per kind): Slow 97.7 [")
+    assert "(position 87.0 [" in row["measured"]
+    assert "the world's probe, watched while choosing Slow's budget: Slow 98.3 [" in row["measured"]
+    assert "(position 91.0 [" in row["measured"]
+
+
+def test_the_k10_row_is_met_by_the_bound_on_every_test_query(tmp_path):
+    """Paired on 200 queries: undecided; the miss rate at 10 on 5,000 queries bounds the loss."""
+    goal = "within 1 point at K = 10"
+    base = {"slow_all_ranks": _ranks(197), "distilled_Fast_plus_slow10_ranks": _ranks(196)}
+    record_outcomes("04_rerank", base, results_dir=tmp_path)
+    assert {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]["met"] == "undecided"
+    for misses, met in ((9, "met"), (60, "undecided")):  # 0.18% [0.08, 0.34]; 1.2% [0.9, 1.5]
+        record_outcomes("04_rerank", {**base, "distilled_Fast_all_test_ranks":
+                                      [20] * misses + [1] * (5000 - misses)},
+                        results_dir=tmp_path)
+        row = {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]
+        assert row["met"] == met, row
+        assert "; on all 5,000 test queries, re-ranking distilled Fast's top 10 loses at most " \
+            f"its miss rate there, {100 * misses / 5000:.1f} [" in row["measured"], row
+
+
 def test_summary_md_opens_with_the_rule_the_claims_and_the_course_time(tmp_path):
     record("02_slow", {"queries": 200}, results_dir=tmp_path)
     record_outcomes("02_slow", {"slow_test_ranks": _ranks(195), "fast_test_ranks": _ranks(120)},

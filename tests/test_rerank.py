@@ -15,7 +15,13 @@ from fastslow_lib.data import RetrievalProtocol, load_world
 from fastslow_lib.fast.evaluate import embed_images, embed_texts, fast_scores
 from fastslow_lib.fast.index import VectorIndex
 from fastslow_lib.fast.model import DualEncoder, FastConfig
-from fastslow_lib.rerank import SlowGallery, check_queries, rerank, reranked_ranks
+from fastslow_lib.rerank import (
+    SlowGallery,
+    check_queries,
+    rerank,
+    reranked_ranks,
+    shortlist_loss_bound,
+)
 from fastslow_lib.slow.model import SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_scores
 
@@ -130,3 +136,39 @@ def test_gallery_prefix_is_the_first_images(setup):
                                rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="n must be"):
         gallery.prefix(0)
+
+
+def test_the_shortlist_bound_holds_whatever_slow_scores():
+    """Re-ranking Fast's top K loses a query to Slow on everything only when the image is not in
+    the top K: checked query by query on random scores, with and without Fast-Slow agreement."""
+    rng = np.random.default_rng(0)
+    q, n = 400, 60
+    gt = rng.integers(0, n, size=q)
+    for agree in (0.0, 0.5, 2.0):
+        signal = np.zeros((q, n))
+        signal[np.arange(q), gt] = 1.5
+        fast = signal + rng.normal(size=(q, n))
+        slow = agree * fast + signal * 2 + rng.normal(size=(q, n))
+        fast_order = np.argsort(-fast, axis=1, kind="stable")
+        fast_ranks = 1 + np.argmax(fast_order == gt[:, None], axis=1)
+        slow_hit = slow.argmax(1) == gt
+        ks = [1, 2, 5, 10, 30]
+        best_k, misses = shortlist_loss_bound(fast_ranks, ks, margin=5.0)
+        for k in ks:
+            top = fast_order[:, :k]
+            rerank_hit = top[np.arange(q), np.take_along_axis(slow, top, 1).argmax(1)] == gt
+            lost = slow_hit & ~rerank_hit
+            assert not (lost & (fast_ranks <= k)).any()  # only queries outside the top K
+            assert 100 * (rerank_hit.mean() - slow_hit.mean()) >= -misses[k].value - 1e-9
+            assert misses[k].value == pytest.approx(100 * (fast_ranks > k).mean())
+        assert best_k == min((k for k in ks if misses[k].high < 5.0), default=None)
+        assert misses[1].value > misses[30].value
+
+
+def test_the_shortlist_bound_rejects_bad_ranks():
+    with pytest.raises(ValueError, match="1-based integer ranks"):
+        shortlist_loss_bound(np.array([0, 1, 2]), [1])
+    with pytest.raises(ValueError, match="1-based integer ranks"):
+        shortlist_loss_bound(np.array([1.5, 2.0]), [1])
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        shortlist_loss_bound(np.array([1, 2, 3]), [0])

@@ -18,6 +18,7 @@ from fastslow_lib.data import (
     caption_is_true,
     generate_probe,
     generate_split,
+    held_out_probe,
     is_true,
     load_world,
     parse_caption,
@@ -161,6 +162,29 @@ def test_probe_pairs_swap_one_binding_and_captions_tell_them_apart():
         same_bag = sorted(o.name for o in a.objects) == sorted(o.name for o in b.objects)
         assert same_bag == (k == "position")
     assert not np.array_equal(probe.images_a, probe.images_b)
+
+
+def test_held_out_probe_is_a_fresh_sample_of_the_same_kind():
+    probe = generate_probe(TINY)
+    held = held_out_probe(TINY, 15)
+    again = held_out_probe(TINY, 15)
+    assert len(held) == 45 and held.kinds == ["colour"] * 15 + ["position"] * 15 + ["size"] * 15
+    # same seed and size: the same pairs, bit for bit
+    assert np.array_equal(held.images_a, again.images_a) and held.caption_a == again.caption_a
+    # its own seed stream: none of the world probe's scenes comes back
+    seen = {s.to_dict().__repr__() for s in probe.scenes_a}
+    assert not seen & {s.to_dict().__repr__() for s in held.scenes_a}
+    for a, b, ca, cb in zip(held.scenes_a, held.scenes_b, held.caption_a, held.caption_b,
+                            strict=True):
+        assert caption_is_true(ca, a) and not caption_is_true(ca, b)
+        assert caption_is_true(cb, b) and not caption_is_true(cb, a)
+
+
+def test_probe_rejects_unknown_stream_and_bad_size():
+    with pytest.raises(ValueError, match="unknown probe stream 'train'"):
+        generate_probe(TINY, stream="train")
+    with pytest.raises(ValueError, match="pairs_per_kind must be at least 1"):
+        held_out_probe(TINY, 0)
 
 
 def test_swap_attribute_rejects_unknown_attribute():

@@ -55,6 +55,9 @@ class Preset:
     #: The release models' full budgets (``make reproduce``); ``None``: the preset's own
     #: budgets are already full ones.
     release: ReleaseBudgets | None = None
+    #: Pairs of each kind of the held-out probe that decides Slow's probe target (notebook 02,
+    #: :func:`fastslow_lib.data.world.held_out_probe`); an evaluation size, in no model's key.
+    held_out_probe_pairs: int = 1000
 
     def distill_demo(self) -> FastTrainConfig:
         """The demonstration student's budget (notebook 03)."""
@@ -86,6 +89,7 @@ PRESETS: dict[str, Preset] = {
             {"image_size": 32, "width": 32, "heads": 2},
             20,
         ),
+        held_out_probe_pairs=20,
     ),
     "cpu": Preset(
         "cpu",

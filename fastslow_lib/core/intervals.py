@@ -14,6 +14,10 @@ therefore carries an interval, and every claim's verdict is decided by one:
   seed, so the same outcomes give the same interval bit for bit). Pairing removes the
   queries' own difficulty from the comparison, so it is much narrower than two separate
   intervals.
+* :func:`prediction_interval` - where one more training run of the same recipe should land,
+  from the figures of a few runs at different seeds (Student's t): the seed-to-seed spread of a
+  recipe, which a fixed model's sampling interval does not contain (notebook 01, "Release
+  models": reproducing a release model).
 * :func:`verdict` - the course's rule: a target is **met** when the whole 95% interval is on
   its side, **not met** when the whole interval is short of it, and **undecided** when the
   interval straddles it (more queries are needed to tell).
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta
+from scipy.stats import beta, t
 
 __all__ = [
     "BOOTSTRAP_RESAMPLES",
@@ -40,6 +44,7 @@ __all__ = [
     "hits_at",
     "smallest_within",
     "paired_difference_interval",
+    "prediction_interval",
     "proportion_interval",
     "recall_estimates",
     "verdict",
@@ -148,6 +153,26 @@ def paired_difference_interval(
     alpha = 1 - level
     low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
     return Estimate(100 * float(d.mean()), 100 * float(low), 100 * float(high), int(d.size))
+
+
+def prediction_interval(runs: Sequence[float], level: float = LEVEL) -> Estimate:
+    """Where one more run lands, from the figures of ``runs`` (3 or more) of the same recipe.
+
+    The runs (a validation R@1, say, of one recipe trained at different seeds) are taken as
+    draws from a normal distribution; a new draw falls within ``mean +- t * sd * sqrt(1 + 1/n)``
+    with probability ``level`` (``t``: Student's quantile with ``n - 1`` degrees of freedom).
+    ``value`` is the runs' mean and ``n`` their number; figures in, figures out (percent).
+    """
+    x = np.asarray(runs, dtype=np.float64)
+    if x.ndim != 1 or x.size < 3:
+        raise ValueError(f"a prediction interval needs at least 3 runs, got {x.size}")
+    if not np.isfinite(x).all():
+        raise ValueError("runs must be finite numbers")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    n, mean, sd = x.size, float(x.mean()), float(x.std(ddof=1))
+    half = float(t.ppf(1 - (1 - level) / 2, n - 1) * sd * np.sqrt(1 + 1 / n))
+    return Estimate(mean, mean - half, mean + half, n)
 
 
 def verdict(estimate: Estimate, target: float, *, at_most: bool = False,

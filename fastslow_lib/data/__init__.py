@@ -39,6 +39,7 @@ from fastslow_lib.data.world import (
     generate_distractors,
     generate_probe,
     generate_split,
+    held_out_probe,
     load_world,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "WorldConfig",
     "caption_is_true",
     "generate_probe",
+    "held_out_probe",
     "generate_distractors",
     "generate_split",
     "images_to_tensor",

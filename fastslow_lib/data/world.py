@@ -14,7 +14,10 @@ Splits, as in the Karpathy splits of Flickr30K and COCO:
 * ``small``: small-object scenes only (tiny objects on a fine grid), where a coarse feature
   map loses detail: the split that tests gradual upsampling;
 * ``probe``: the compositional probe, pairs of scenes with the same objects and one binding
-  swapped (colour, place or size), each with a caption true of one and false of the other.
+  swapped (colour, place or size), each with a caption true of one and false of the other;
+* :func:`held_out_probe`: more pairs of the same kind from a seed stream of their own, not
+  cached and not part of the config's key, for deciding a target after the probe has been
+  used to choose something (notebook 02 decides Slow's probe target on it).
 
 The config itself, the vocabulary it checks against and the split names live in
 :mod:`fastslow_lib.config.world` (re-exported here).
@@ -67,12 +70,15 @@ __all__ = [
     "generate_distractors",
     "generate_probe",
     "generate_split",
+    "held_out_probe",
     "load_world",
 ]
 
 PROBE_KINDS: tuple[str, ...] = ("colour", "position", "size")
 #: The seed stream of each split: a split's contents do not depend on the other splits' sizes.
-_SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4, "distractors": 5}
+_SPLIT_STREAM = {"train": 0, "val": 1, "test": 2, "small": 3, "probe": 4, "distractors": 5,
+                 "held_out_probe": 6}
+_PROBE_STREAMS = ("probe", "held_out_probe")
 
 
 def _rng(cfg: WorldConfig, stream: str) -> np.random.Generator:
@@ -255,13 +261,20 @@ def _probe_pair(
     return scene, twin, chosen[0], chosen[1]
 
 
-def generate_probe(cfg: WorldConfig) -> ProbeSet:
-    """Generate the compositional probe: ``probe_pairs_per_kind`` pairs of each kind."""
-    rng = _rng(cfg, "probe")
+def generate_probe(cfg: WorldConfig, *, pairs_per_kind: int | None = None,
+                   stream: str = "probe") -> ProbeSet:
+    """Generate the compositional probe: ``pairs_per_kind`` pairs of each kind (default: the
+    config's ``probe_pairs_per_kind``), drawn from seed ``stream`` (``"probe"``, the world's
+    probe, or ``"held_out_probe"``, see :func:`held_out_probe`)."""
+    if stream not in _PROBE_STREAMS:
+        raise ValueError(f"unknown probe stream {stream!r}; expected one of {_PROBE_STREAMS}")
+    n = cfg.probe_pairs_per_kind if pairs_per_kind is None else check_int(
+        pairs_per_kind, "pairs_per_kind", minimum=1)
+    rng = _rng(cfg, stream)
     kinds, sa, sb, ca, cb = [], [], [], [], []
     for kind in PROBE_KINDS:
         made = 0
-        while made < cfg.probe_pairs_per_kind:
+        while made < n:
             pair = _probe_pair(cfg, rng, kind)
             if pair is None:
                 continue
@@ -275,6 +288,21 @@ def generate_probe(cfg: WorldConfig) -> ProbeSet:
         kinds, render_many(sa), render_many(sb), sa, sb,
         [c[0] for c in ca], [c[0] for c in cb], [c[1] for c in ca], [c[1] for c in cb],
     )
+
+
+def held_out_probe(cfg: WorldConfig, pairs_per_kind: int) -> ProbeSet:
+    """A probe drawn for one decision: ``pairs_per_kind`` pairs of each kind from the world's
+    generator, on a seed stream of its own (never the world's probe, never a training split).
+
+    The world's probe is for watching: notebooks score it after every change, and a budget may
+    be chosen by it. Once it has chosen something, its figure is no longer an unbiased test of
+    a target. This probe is generated on demand (not cached, not in ``cfg.key()``, so its size
+    can change without retraining any model), scored once, and used only to decide. Same
+    ``cfg`` and size: the same pairs, bit for bit.
+
+    Taught in notebooks/02_slow.ipynb (section 8).
+    """
+    return generate_probe(cfg, pairs_per_kind=pairs_per_kind, stream="held_out_probe")
 
 
 # --------------------------------------------------------------------------------------------
