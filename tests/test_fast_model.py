@@ -98,6 +98,7 @@ def test_config_round_trips_through_a_json_dict(tok):
         ({"vision_backbone": "resnet_nope"}, ValueError, "not a timm model"),
         ({"vision_kwargs": {"num_classes": 10}}, ValueError, "num_classes"),
         ({"vision_kwargs": {"act_layer": torch.nn.ReLU}}, TypeError, "JSON"),
+        ({"vision_kwargs": {"global_pool": "max"}}, ValueError, "global_pool must be one of"),
         ({"max_len": 2}, ValueError, "max_len"),
     ],
 )
@@ -112,6 +113,31 @@ def test_config_from_dict_rejects_unknown_and_missing_keys():
         FastConfig.from_dict({"vocab_size": 50, "text_depth": 3})
     with pytest.raises(ValueError, match="vocab_size"):
         FastConfig.from_dict({"embed_dim": 8})
+
+
+def test_a_flattened_vision_tower_keeps_where_things_are(tok):
+    """global_pool "flatten": the vector reads every cell of the last map, so moving a patch
+    changes it; the averaged tower is blind to a swap of two cells' contents."""
+    torch.manual_seed(0)
+    flat = VisionTower(tiny_config(tok, vision_kwargs={**TINY_VISION, "global_pool": "flatten"}))
+    torch.manual_seed(0)
+    avg = VisionTower(tiny_config(tok))
+    assert flat.proj.in_features == flat.num_features == avg.num_features  # 1 x 1 map at 32 px
+    x = images(2)
+    assert flat(x).shape == avg(x).shape == (2, 32)
+    # a config without global_pool is the one every existing checkpoint was keyed with
+    assert "global_pool" not in tiny_config(tok).to_dict()["vision_kwargs"]
+    flat64 = VisionTower(tiny_config(tok, image_size=64,
+                                     vision_kwargs={**TINY_VISION, "global_pool": "flatten"}))
+    assert flat64.num_features == 4 * avg.num_features  # a 2 x 2 map at 64 px, stride 32
+    flat64.eval()
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        fmap = flat64.backbone((img - flat64.mean) / flat64.std)  # (1, C, 2, 2)
+        torch.testing.assert_close(flat64(img), flat64.proj(fmap.flatten(1)))
+        moved = fmap.flip(-1)  # the same features, left and right cells exchanged
+        torch.testing.assert_close(fmap.mean((2, 3)), moved.mean((2, 3)))  # an average can't tell
+        assert not torch.allclose(flat64.proj(fmap.flatten(1)), flat64.proj(moved.flatten(1)))
 
 
 def test_vision_kwargs_the_model_rejects_raise_a_clear_error(tok):

@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_VISION_KWARGS",
     "MAX_LOGIT_SCALE",
     "TEXT_ENCODERS",
+    "VISION_POOLS",
     "FastConfig",
     "as_fast_config",
 ]
@@ -51,9 +52,14 @@ DEFAULT_VISION_KWARGS: dict[str, Any] = {
 TEXT_ENCODERS: tuple[str, ...] = ("modernbert", "bert")
 
 # timm.create_model arguments that the vision tower fixes itself.
-_FIXED_TIMM_ARGS = frozenset(
-    {"pretrained", "num_classes", "global_pool", "in_chans", "features_only"}
-)
+_FIXED_TIMM_ARGS = frozenset({"pretrained", "num_classes", "in_chans", "features_only"})
+
+#: How the vision tower turns its last feature map into one vector (``vision_kwargs``'s
+#: ``"global_pool"``, default ``"avg"``): ``"avg"`` averages over the map, as timm does, and
+#: loses where things are; ``"flatten"`` concatenates every cell of the map (2 x 2 cells at 64
+#: pixels and stride 32), so the vector keeps which feature sits where (notebook 03, "A student
+#: that keeps places").
+VISION_POOLS: tuple[str, ...] = ("avg", "flatten")
 
 
 def _default_vision_kwargs() -> dict[str, Any]:
@@ -125,7 +131,13 @@ class FastConfig:
         if fixed:
             raise ValueError(
                 f"vision_kwargs may not set {fixed}: the vision tower fixes them "
-                "(RGB input, no classifier, average pooling, no download)"
+                "(RGB input, no classifier, no download)"
+            )
+        pool = self.vision_kwargs.get("global_pool", "avg")
+        if pool not in VISION_POOLS:
+            raise ValueError(
+                f"vision_kwargs' global_pool must be one of {VISION_POOLS} (how the feature map "
+                f"becomes one vector), got {pool!r}"
             )
         try:
             json.dumps(self.vision_kwargs)

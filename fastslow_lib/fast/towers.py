@@ -114,6 +114,10 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> None:
 class VisionTower(nn.Module):
     """A timm CNN, globally average pooled, then a linear projection to ``embed_dim``.
 
+    With ``vision_kwargs["global_pool"] = "flatten"`` the last feature map is flattened instead
+    of averaged (:data:`~fastslow_lib.fast.config.VISION_POOLS`), so the vector keeps where each
+    feature was; the projection then reads ``channels x cells`` features.
+
     Input: float images ``(B, 3, H, W)`` in ``[0, 1]`` with ``H = W = config.image_size``;
     they are normalised inside with the backbone's mean/std (ImageNet's unless timm says
     otherwise), kept as non-persistent buffers. Output: ``(B, embed_dim)``, not normalised.
@@ -130,13 +134,15 @@ class VisionTower(nn.Module):
         super().__init__()
         config = as_fast_config(config)
         self.image_size = config.image_size
+        timm_kwargs = dict(config.vision_kwargs)
+        self.flatten = timm_kwargs.pop("global_pool", "avg") == "flatten"
         try:
             self.backbone = timm.create_model(
                 config.vision_backbone,
                 pretrained=False,
                 num_classes=0,
-                global_pool="avg",
-                **config.vision_kwargs,
+                global_pool="" if self.flatten else "avg",
+                **timm_kwargs,
             )
         except TypeError as err:
             raise ValueError(
@@ -146,6 +152,12 @@ class VisionTower(nn.Module):
         # Width of the pooled features (timm's pre-logits size; above num_features for models
         # with a conv head, e.g. MobileNetV3).
         width = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        if self.flatten:  # channels x cells of the last map, read off one dry run (eval mode:
+            self.backbone.eval()  # batch-norm statistics untouched)
+            with torch.no_grad():
+                size = (1, 3, config.image_size, config.image_size)
+                width = self.backbone(torch.zeros(size)).flatten(1).shape[1]
+            self.backbone.train()
         self.num_features: int = int(width)
         self.proj = nn.Linear(self.num_features, config.embed_dim)
         cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
@@ -161,7 +173,8 @@ class VisionTower(nn.Module):
         """``(B, 3, H, W)`` images in [0, 1] -> ``(B, embed_dim)`` features."""
         images = check_image_shape(images, self.image_size)  # shapes only: no device sync
         x = (images.to(self.mean.dtype) - self.mean) / self.std
-        return self.proj(self.backbone(x))
+        features = self.backbone(x)
+        return self.proj(features.flatten(1) if self.flatten else features)
 
 
 # --------------------------------------------------------------------------- text

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""A student that keeps places: does Slow's teacher help a Fast whose image vector keeps where?
+
+Every student of notebook 03 averages its last feature map into one vector, and every one stays
+at chance on the probe's position swaps. Here the vision tower **flattens** the map instead
+(``vision_kwargs["global_pool"] = "flatten"``: 2 x 2 cells x 128 channels at 64 pixels), so its
+vector can say which feature is where. Two models of that architecture, with plain Fast's data,
+seed and release budget:
+
+* ``spatial``: InfoNCE alone, the baseline;
+* ``spatial_distilled``: plus signal (a), exactly as the release ``fast_distilled`` (the same
+  look-alike groups, mined by the release Fast, and the same cached teacher scores of the
+  release Slow).
+
+Both are scored like notebook 03's students (all 5,000 test captions, the probe) and compared
+with each other and with the release Fast, paired over the same queries; written to
+``results/spatial_student.json``, which notebook 03 reads. The checkpoints go to
+``checkpoints/spatial_student/`` (keyed like every model, so a rerun loads them).
+
+    python scripts/trial_spatial_student.py [--preset cpu] [--threads 2]
+
+About 13 minutes of training on 2 cores (two students at Fast's release budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
+from fastslow_lib.core.metrics import ranks_of_gt
+from fastslow_lib.core.paths import repo_root
+from fastslow_lib.course.release import Releases, git_commit, manifest
+from fastslow_lib.course.results import compact_json
+from fastslow_lib.data import RetrievalProtocol
+from fastslow_lib.distill.groups import get_distilled_model
+from fastslow_lib.fast.config import DEFAULT_VISION_KWARGS
+from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_outcomes
+from fastslow_lib.fast.training import get_fast_model
+
+
+def score(model: torch.nn.Module, rel: Releases, max_len: int, device) -> dict:
+    """Ranks of every test caption and the probe's per-pair outcomes, per kind."""
+    test = RetrievalProtocol.from_split(rel.world.test)
+    ranks = ranks_of_gt(fast_scores(model, rel.tokenizer, test, max_len=max_len, device=device),
+                        test.gt)
+    probe = probe_outcomes(fast_pair_scorer(model, rel.tokenizer, max_len=max_len, device=device),
+                           rel.world.probe)
+    return {"test_ranks": ranks.tolist(), **{k: v.tolist() for k, v in probe.items()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    preset, device = get_preset(args.preset), pick_device()
+    rel = Releases(preset, device, mode="release")
+    world, tok, b = rel.world, rel.tokenizer, preset.release_budgets()
+    vision = {**DEFAULT_VISION_KWARGS, **preset.fast_model.get("vision_kwargs", {}),
+              "global_pool": "flatten"}
+    spatial = replace(preset, fast_model={**preset.fast_model, "vision_kwargs": vision})
+    out = repo_root() / "checkpoints" / "spatial_student"
+    models, history = {}, {}
+    models["spatial"], history["spatial"], _ = get_fast_model(
+        world, tok, spatial.fast_model, b.fast_train, out / "spatial", device=device)
+    fast, slow = rel.get("fast")[0], rel.get("slow")[0]
+    paths = {"fast": rel.folder("fast"), "slow": rel.folder("slow"),
+             "student": out / "spatial_distilled",
+             "teacher_scores": repo_root() / "checkpoints" / "release-cache" /
+             f"teacher_scores_{preset.name}.safetensors"}
+    models["spatial_distilled"], info, _ = get_distilled_model(
+        world, tok, spatial, fast, slow, out, train_cfg=b.fast_train, distill_cfg=b.distill,
+        paths=paths, device=device)
+    history["spatial_distilled"] = info["history"]
+    models["fast"] = fast
+    released = manifest(rel.root)["models"]
+    results = {}
+    for name, model in models.items():
+        model.eval()
+        row = score(model, rel, b.fast_train.max_len, device)
+        if name != "fast":
+            h = history[name]
+            row.update({"val_R@1_per_epoch": [round(v, 2) for v in h["val_R@1"]],
+                        "train_seconds": round(float(h["seconds"]), 1)})
+        else:
+            row["sha256"] = released["fast"]["sha256"]["model.safetensors"]
+        results[name] = row
+        print(f"{name:18s} test R@1 {proportion_interval(hits_at(np.array(row['test_ranks']), 1))}"
+              f"  probe position {proportion_interval(row['probe_position'])}")
+    hits = {n: hits_at(np.array(r["test_ranks"]), 1) for n, r in results.items()}
+    for a, c in (("spatial_distilled", "spatial"), ("spatial", "fast"),
+                 ("spatial_distilled", "fast")):
+        print(f"{a} - {c}: R@1 {paired_difference_interval(hits[a], hits[c]).signed()}")
+    record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),
+              "date": dt.date.today().isoformat(), "commit": git_commit(),
+              "vision_kwargs": vision, "fast_train": b.fast_train.to_dict(),
+              "distill": b.distill.to_dict(), "world": world.config.key(), "results": results}
+    path = repo_root() / "results" / "spatial_student.json"
+    path.write_text(compact_json(record) + "\n")
+    print("wrote", path.relative_to(repo_root()))
+
+
+if __name__ == "__main__":
+    main()
