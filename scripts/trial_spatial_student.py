@@ -12,14 +12,17 @@ seed and release budget:
   look-alike groups, mined by the release Fast, and the same cached teacher scores of the
   release Slow).
 
-Both are scored like notebook 03's students (all 5,000 test captions, the probe) and compared
-with each other and with the release Fast, paired over the same queries; written to
-``results/spatial_student.json``, which notebook 03 reads. The checkpoints go to
-``checkpoints/spatial_student/`` (keyed like every model, so a rerun loads them).
+Both are trained at each of ``--seeds`` (the seed of the budget: initialisation, batches, and
+the look-alike groups, so the teacher scores its captions again for a new seed), scored like
+notebook 03's students (all 5,000 test captions, the probe) and compared with each other and with
+the release Fast, paired over the same queries; written to ``results/spatial_student.json``,
+which notebook 03 reads. The checkpoints go to ``checkpoints/spatial_student/seed-N/`` (keyed
+like every model, so a rerun loads them).
 
-    python scripts/trial_spatial_student.py [--preset cpu] [--threads 2]
+    python scripts/trial_spatial_student.py [--preset cpu] [--threads 2] [--seeds 0 1]
 
-About 13 minutes of training on 2 cores (two students at Fast's release budget).
+About 15 minutes per seed on 2 cores (two students at Fast's release budget, and the teacher's
+scores for a new seed's groups).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -68,41 +72,44 @@ def main() -> None:
     vision = {**DEFAULT_VISION_KWARGS, **preset.fast_model.get("vision_kwargs", {}),
               "global_pool": "flatten"}
     spatial = replace(preset, fast_model={**preset.fast_model, "vision_kwargs": vision})
-    out = repo_root() / "checkpoints" / "spatial_student"
-    models, history = {}, {}
-    models["spatial"], history["spatial"], _ = get_fast_model(
-        world, tok, spatial.fast_model, b.fast_train, out / "spatial", device=device)
     fast, slow = rel.get("fast")[0], rel.get("slow")[0]
-    paths = {"fast": rel.folder("fast"), "slow": rel.folder("slow"),
-             "student": out / "spatial_distilled",
-             "teacher_scores": repo_root() / "checkpoints" / "release-cache" /
-             f"teacher_scores_{preset.name}.safetensors"}
-    models["spatial_distilled"], info, _ = get_distilled_model(
-        world, tok, spatial, fast, slow, out, train_cfg=b.fast_train, distill_cfg=b.distill,
-        paths=paths, device=device)
-    history["spatial_distilled"] = info["history"]
-    models["fast"] = fast
     released = manifest(rel.root)["models"]
-    results = {}
-    for name, model in models.items():
-        model.eval()
-        row = score(model, rel, b.fast_train.max_len, device)
-        if name != "fast":
+    results: dict[str, dict] = {"fast": score(fast.eval(), rel, b.fast_train.max_len, device)}
+    results["fast"]["sha256"] = released["fast"]["sha256"]["model.safetensors"]
+    for seed in args.seeds:
+        sb = b.with_seed(seed)
+        out = repo_root() / "checkpoints" / "spatial_student" / f"seed-{seed}"
+        models, history = {}, {}
+        models["spatial"], history["spatial"], _ = get_fast_model(
+            world, tok, spatial.fast_model, sb.fast_train, out / "spatial", device=device)
+        cache = (repo_root() / "checkpoints" / "release-cache" /
+                 f"teacher_scores_{preset.name}.safetensors") if seed == b.fast_train.seed \
+            else out / f"teacher_scores_{preset.name}.safetensors"
+        paths = {"fast": rel.folder("fast"), "slow": rel.folder("slow"),
+                 "student": out / "spatial_distilled", "teacher_scores": cache}
+        models["spatial_distilled"], info, _ = get_distilled_model(
+            world, tok, spatial, fast, slow, out, train_cfg=sb.fast_train,
+            distill_cfg=sb.distill, paths=paths, device=device)
+        history["spatial_distilled"] = info["history"]
+        for name, model in models.items():
+            row = score(model.eval(), rel, b.fast_train.max_len, device)
             h = history[name]
             row.update({"val_R@1_per_epoch": [round(v, 2) for v in h["val_R@1"]],
                         "train_seconds": round(float(h["seconds"]), 1)})
-        else:
-            row["sha256"] = released["fast"]["sha256"]["model.safetensors"]
-        results[name] = row
-        print(f"{name:18s} test R@1 {proportion_interval(hits_at(np.array(row['test_ranks']), 1))}"
-              f"  probe position {proportion_interval(row['probe_position'])}")
-    hits = {n: hits_at(np.array(r["test_ranks"]), 1) for n, r in results.items()}
-    for a, c in (("spatial_distilled", "spatial"), ("spatial", "fast"),
-                 ("spatial_distilled", "fast")):
-        print(f"{a} - {c}: R@1 {paired_difference_interval(hits[a], hits[c]).signed()}")
+            results[f"{name}_seed{seed}"] = row
+    hits = {}
+    for name, row in results.items():
+        hits[name] = hits_at(np.array(row["test_ranks"]), 1)
+        print(f"{name:24s} test R@1 {proportion_interval(hits[name])}  probe position "
+              f"{proportion_interval(row['probe_position'])}")
+    for seed in args.seeds:
+        a, c = f"spatial_distilled_seed{seed}", f"spatial_seed{seed}"
+        teacher = paired_difference_interval(hits[a], hits[c]).signed()
+        pooling = paired_difference_interval(hits[c], hits["fast"]).signed()
+        print(f"seed {seed}: distilled - plain R@1 {teacher}; plain - release Fast {pooling}")
     record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),
               "date": dt.date.today().isoformat(), "commit": git_commit(),
-              "vision_kwargs": vision, "fast_train": b.fast_train.to_dict(),
+              "seeds": args.seeds, "vision_kwargs": vision, "fast_train": b.fast_train.to_dict(),
               "distill": b.distill.to_dict(), "world": world.config.key(), "results": results}
     path = repo_root() / "results" / "spatial_student.json"
     path.write_text(compact_json(record) + "\n")
