@@ -44,8 +44,8 @@ from fastslow_lib.slow.scoring import (
     slow_pair_scores,
 )
 
-__all__ = ["RerankResult", "SlowGallery", "check_queries", "rerank", "reranked_ranks",
-           "shortlist_loss_bound"]
+__all__ = ["RerankResult", "SlowGallery", "check_queries", "lookup_reranked_ranks", "rerank",
+           "reranked_ranks", "shortlist_loss_bound"]
 
 
 def check_queries(queries: Sequence[str]) -> list[str]:
@@ -239,6 +239,36 @@ def reranked_ranks(
     hit = order == np.asarray(gt)[:, None]
     fast_ranks = ranks_of_gt(fast_scores, gt)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, fast_ranks).astype(np.int64)
+
+
+def lookup_reranked_ranks(
+    fast_order: np.ndarray, slow_scores: np.ndarray, gt: Sequence[int] | np.ndarray, k: int,
+) -> np.ndarray:
+    """1-based rank of each query's image once Slow re-orders Fast's top ``k``: a look-up.
+
+    ``fast_order`` is Fast's ranking of the whole gallery, ``(Q, N)`` image ids best first;
+    ``slow_scores`` Slow's scores of every (query, image), ``(Q, N)`` (Slow on everything, kept).
+    The top ``k`` are sorted by Slow's score (ties: Fast's order first), the rest keep Fast's
+    order. With Slow's whole score matrix in hand, every K costs a sort of ``k`` numbers per
+    query, so a curve over K needs no more decoder passes. Taught in notebooks/04_rerank.ipynb
+    (section 4), where :func:`rerank` is checked against it.
+    """
+    order, scores = np.asarray(fast_order), np.asarray(slow_scores)
+    gt = np.asarray(gt)
+    if order.ndim != 2 or scores.shape != order.shape or gt.shape != (order.shape[0],):
+        raise ValueError(f"fast_order and slow_scores must both be (queries, images) and gt "
+                         f"(queries,), got {order.shape}, {scores.shape} and {gt.shape}")
+    k = check_int(k, "k", 1, maximum=order.shape[1], allow_numpy=True, type_error=ValueError)
+    if order.min() < 0 or order.max() >= order.shape[1]:
+        raise ValueError(f"fast_order must hold image ids in [0, {order.shape[1]}), got "
+                         f"[{order.min()}, {order.max()}]")
+    cand = order[:, :k]
+    inner = np.argsort(-np.take_along_axis(scores, cand, 1), axis=1, kind="stable")
+    ranked = np.concatenate([np.take_along_axis(cand, inner, 1), order[:, k:]], axis=1)
+    found = ranked == gt[:, None]
+    if not found.any(axis=1).all():
+        raise ValueError("fast_order must rank the whole gallery: some query's image is missing")
+    return 1 + np.argmax(found, axis=1)
 
 
 def shortlist_loss_bound(

@@ -37,25 +37,13 @@ import torch
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
-from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.course.release import Releases, git_commit, manifest
 from fastslow_lib.course.results import compact_json
-from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.distill.groups import get_distilled_model
 from fastslow_lib.fast.config import DEFAULT_VISION_KWARGS
-from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_outcomes
+from fastslow_lib.fast.evaluate import student_outcomes
 from fastslow_lib.fast.training import get_fast_model
-
-
-def score(model: torch.nn.Module, rel: Releases, max_len: int, device) -> dict:
-    """Ranks of every test caption and the probe's per-pair outcomes, per kind."""
-    test = RetrievalProtocol.from_split(rel.world.test)
-    ranks = ranks_of_gt(fast_scores(model, rel.tokenizer, test, max_len=max_len, device=device),
-                        test.gt)
-    probe = probe_outcomes(fast_pair_scorer(model, rel.tokenizer, max_len=max_len, device=device),
-                           rel.world.probe)
-    return {"test_ranks": ranks.tolist(), **{k: v.tolist() for k, v in probe.items()}}
 
 
 def main() -> None:
@@ -74,7 +62,9 @@ def main() -> None:
     spatial = replace(preset, fast_model={**preset.fast_model, "vision_kwargs": vision})
     fast, slow = rel.get("fast")[0], rel.get("slow")[0]
     released = manifest(rel.root)["models"]
-    results: dict[str, dict] = {"fast": score(fast.eval(), rel, b.fast_train.max_len, device)}
+    max_len = b.fast_train.max_len
+    results: dict[str, dict] = {
+        "fast": student_outcomes(fast.eval(), tok, world, max_len=max_len, device=device)}
     results["fast"]["sha256"] = released["fast"]["sha256"]["model.safetensors"]
     for seed in args.seeds:
         sb = b.with_seed(seed)
@@ -92,7 +82,7 @@ def main() -> None:
             distill_cfg=sb.distill, paths=paths, device=device)
         history["spatial_distilled"] = info["history"]
         for name, model in models.items():
-            row = score(model.eval(), rel, b.fast_train.max_len, device)
+            row = student_outcomes(model.eval(), tok, world, max_len=max_len, device=device)
             h = history[name]
             row.update({"val_R@1_per_epoch": [round(v, 2) for v in h["val_R@1"]],
                         "train_seconds": round(float(h["seconds"]), 1)})

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from shared import TINY_FAST, TINY_VISION
 
 from fastslow_lib.config.training import FastTrainConfig
+from fastslow_lib.core.metrics import ranks_of_gt
+from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.distill import (
     GroupBatchSampler,
     check_teacher_covers,
@@ -21,6 +23,12 @@ from fastslow_lib.distill import (
     soft_cross_entropy,
     teacher_scores,
     training_captions,
+)
+from fastslow_lib.fast.evaluate import (
+    fast_pair_scorer,
+    fast_scores,
+    probe_outcomes,
+    student_outcomes,
 )
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.fast.training import train_fast
@@ -206,6 +214,17 @@ def test_distilled_training_runs_and_missing_teacher_rows_are_named(tok, world, 
     check_teacher_covers(holes, world.train, groups, shown)
     with pytest.raises(ValueError, match="weight"):
         distillation_extra_loss(teacher, sampler, weight=-1.0, tau=1.0)
+
+
+def test_student_outcomes_are_every_test_rank_and_the_probe(tok, world, fast):
+    """What the trial scripts of notebook 03 keep per student: lists a results file can hold."""
+    out = student_outcomes(fast, tok, world, max_len=48)
+    test = RetrievalProtocol.from_split(world.test)
+    want = ranks_of_gt(fast_scores(fast, tok, test, max_len=48), test.gt)
+    assert out["test_ranks"] == want.tolist() and len(out["test_ranks"]) == len(test.queries)
+    probe = probe_outcomes(fast_pair_scorer(fast, tok, max_len=48), world.probe)
+    assert set(out) == {"test_ranks", *probe}
+    assert all(out[k] == v.tolist() for k, v in probe.items())
 
 
 def test_distill_config_validation():

@@ -90,6 +90,47 @@ def test_the_k10_row_is_met_by_the_bound_on_every_test_query(tmp_path):
             f"its miss rate there, {100 * misses / 5000:.1f} [" in row["measured"], row
 
 
+def test_the_k10_row_is_decided_by_slow_on_every_test_query_when_scored(tmp_path):
+    """results/rerank_all_queries.json (Slow on every test query) decides by its paired interval,
+    over the bound: a loss of 1.6 [1.3, 2.0] is "not met" though the bound alone said "met"."""
+    goal = "within 1 point at K = 10"
+    record_outcomes("04_rerank", {"slow_all_ranks": _ranks(197),
+                                  "distilled_Fast_plus_slow10_ranks": _ranks(196),
+                                  "distilled_Fast_all_test_ranks": [20] * 9 + [1] * 4991},
+                    results_dir=tmp_path)
+    assert {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]["met"] == "met"
+    for lost, met in ((80, "not met"), (2, "met")):
+        slow = [1] * 4900 + [2] * 100
+        rerank = "1" * (4900 - lost) + "0" * lost + "0" * 100
+        model = {"reranked_hits": {"10": rerank}}
+        (tmp_path / "rerank_all_queries.json").write_text(json.dumps(
+            {"slow_all_ranks": slow, "models": {"distilled Fast": model}}))
+        row = {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]
+        assert row["met"] == met, row
+        assert f", and paired with Slow on all of them, -{100 * lost / 5000:.1f} [" \
+            in row["measured"], row
+
+
+def test_the_distillation_row_counts_a_warm_start_signal_only_at_every_seed(tmp_path):
+    """results/warm_student.json: a teacher's arm minus InfoNCE alone, per seed; +3 must hold
+    at every seed to be met, one seed short makes it undecided."""
+    goal = "+3 R@1 or more"
+    record_outcomes("03_distill", {"fast_test_ranks": _ranks(4000, 5000),
+                                   "distilled_test_ranks": _ranks(3900, 5000)},
+                    results_dir=tmp_path)
+    assert {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]["met"] == "not met"
+    for seed1_hits, met in ((4300, "met"), (4020, "undecided")):
+        results = {"continued_seed0": {"test_ranks": _ranks(4000, 5000)},
+                   "continued_a_seed0": {"test_ranks": _ranks(4300, 5000)},
+                   "continued_seed1": {"test_ranks": _ranks(4000, 5000)},
+                   "continued_a_seed1": {"test_ranks": _ranks(seed1_hits, 5000)}}
+        (tmp_path / "warm_student.json").write_text(json.dumps({"seeds": [0, 1],
+                                                                "results": results}))
+        row = {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]
+        assert row["met"] == met, row
+        assert "minus InfoNCE alone at equal budget (seeds 0 / 1): (a) +6.0 [" in row["measured"]
+
+
 def test_summary_md_opens_with_the_rule_the_claims_and_the_course_time(tmp_path):
     record("02_slow", {"queries": 200}, results_dir=tmp_path)
     record_outcomes("02_slow", {"slow_test_ranks": _ranks(195), "fast_test_ranks": _ranks(120)},

@@ -18,6 +18,7 @@ from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.rerank import (
     SlowGallery,
     check_queries,
+    lookup_reranked_ranks,
     rerank,
     reranked_ranks,
     shortlist_loss_bound,
@@ -102,6 +103,44 @@ def test_reranked_ranks_keep_fast_outside_the_top_k_and_equal_slow_at_k_n(setup)
     assert np.abs(every - want).max() <= 1 and (every == want).mean() >= 0.75, (every, want)
     with pytest.raises(ValueError, match="fast_scores must be"):
         reranked_ranks(slow, tok, sub.queries, sub.gallery, sub.gt, f[:3], 5, max_len=48)
+
+
+def test_lookup_reranked_ranks_equal_reranking_by_slow(setup):
+    """The look-up form (Slow's whole score matrix kept) gives rerank's ranks, at every K."""
+    _, tok, fast, slow, protocol, _, _ = setup
+    sub = protocol.restrict(np.arange(12))
+    f = fast_scores(fast, tok, sub, max_len=48)
+    order = np.argsort(-f, axis=1, kind="stable")
+    S = slow_scores(slow, tok, sub.queries, sub.gallery, max_len=48)
+    for k in (1, 3, 5):
+        want = reranked_ranks(slow, tok, sub.queries, sub.gallery, sub.gt, f, k, max_len=48)
+        got = lookup_reranked_ranks(order, S, sub.gt, k)
+        # the batched scorer and the pair scorer agree to ~1e-4: a near-tie may swap neighbours
+        assert np.abs(got - want).max() <= 1 and (got == want).mean() >= 0.75, (k, got, want)
+    every = lookup_reranked_ranks(order, S, sub.gt, len(sub.gallery))
+    want = ranks_of_gt(S, sub.gt)   # Slow's own order (this untrained model has exact ties)
+    assert np.abs(every - want).max() <= 1 and (every == want).mean() >= 0.75, (every, want)
+
+
+def test_lookup_reranked_ranks_golden_and_bad_input():
+    order = np.array([[2, 0, 1, 3], [1, 3, 0, 2], [0, 1, 2, 3]])
+    S = np.array([[5.0, 0.0, 1.0, 9.0], [2.0, 2.0, 7.0, 1.0], [3.0, 3.0, 0.0, 0.0]])
+    gt = np.array([0, 2, 1])
+    # query 0: K = 1 keeps Fast's order (image 0 second); K = 2 re-orders (2, 0) by Slow -> first;
+    #          K = 4 is Slow's order (3, 0, 2, 1) -> second
+    # query 1: image 2 is Fast's last: found only at K = 4, where Slow puts it first
+    # query 2: images 0 and 1 tie for Slow: Fast's order first, so image 1 stays second
+    np.testing.assert_array_equal(lookup_reranked_ranks(order, S, gt, 1), [2, 4, 2])
+    np.testing.assert_array_equal(lookup_reranked_ranks(order, S, gt, 2), [1, 4, 2])
+    np.testing.assert_array_equal(lookup_reranked_ranks(order, S, gt, 4), [2, 1, 2])
+    with pytest.raises(ValueError, match="must both be"):
+        lookup_reranked_ranks(order, S[:, :3], gt, 2)
+    with pytest.raises(ValueError, match="k must be between 1 and 4"):
+        lookup_reranked_ranks(order, S, gt, 5)
+    with pytest.raises(ValueError, match="rank the whole gallery"):
+        lookup_reranked_ranks(np.array([[2, 2, 1, 3], *order[1:]]), S, gt, 2)   # no image 0
+    with pytest.raises(ValueError, match="image ids in"):
+        lookup_reranked_ranks(order + 1, S, gt, 2)
 
 
 def test_rerank_bad_input(setup):

@@ -190,7 +190,36 @@ def _distill(summary: Mapping, results_dir: Path) -> str:
              f"teacher picks a training caption's image among its look-alikes "
              f"{d['teacher_lookalike_acc_train']:.1f}% of the time, Fast "
              f"{d['fast_lookalike_acc_train']:.1f}%."]
+    if (results_dir / "warm_student.json").is_file():
+        rows += ["", *_warm_student(json.loads((results_dir / "warm_student.json").read_text()))]
     return "\n".join(rows)
+
+
+#: The arms of ``scripts/trial_warm_student.py``, as the README names them.
+WARM_ARMS = {"continued": "InfoNCE alone", "continued_groups": "look-alike batches, no teacher",
+             "continued_a": "signal (a)", "continued_a_soft": "signal (a), soft targets",
+             "continued_hard": "hard negatives, no teacher", "continued_b": "signal (b)",
+             "continued_b_soft": "signal (b), soft targets"}
+
+
+def _warm_student(warm: Mapping) -> list[str]:
+    """The warm-start table: each arm's test R@1 and its gain over InfoNCE alone, per seed."""
+    seeds, res = warm["seeds"], warm["results"]
+    hits = {k: hits_at(np.asarray(r["test_ranks"], dtype=np.int64), 1) for k, r in res.items()}
+    rows = [f"Added to the release Fast (`scripts/trial_warm_student.py`: {warm['epochs']} more "
+            f"epochs at lr {warm['lr']:g}, InfoNCE on the true pairs in every arm; notebook 03): "
+            "test R@1, and minus InfoNCE alone, paired, per seed "
+            f"({' / '.join(map(str, seeds))}):", "",
+            "| arm | test R@1 [95% interval] | minus InfoNCE alone |", "|---|---|---|"]
+    for arm, label in WARM_ARMS.items():
+        if f"{arm}_seed{seeds[0]}" not in res:
+            continue
+        r1 = " / ".join(str(proportion_interval(hits[f"{arm}_seed{sd}"])) for sd in seeds)
+        gain = "" if arm == "continued" else " / ".join(
+            paired_difference_interval(hits[f"{arm}_seed{sd}"], hits[f"continued_seed{sd}"])
+            .signed() for sd in seeds)
+        rows.append(f"| {label} | {r1} | {gain} |")
+    return rows
 
 
 def _rerank(summary: Mapping, results_dir: Path) -> str:
@@ -198,18 +227,22 @@ def _rerank(summary: Mapping, results_dir: Path) -> str:
     n_all = r["Fast_miss_at_10_all_queries"]["n"]
     rows = ["| | R@1 alone | R@10 (the cap at K = 10) | + Slow(10) R@1 [95% interval] "
             f"| minus Slow on everything | at most lost, all {n_all:,} test queries "
-            "| smallest K within 1 point: paired / bound |", "|---|---|---|---|---|---|---|"]
+            "| smallest K within 1 point: paired / bound / paired on all |",
+            "|---|---|---|---|---|---|---|"]
     for name in ("Fast", "distilled_Fast"):
         ranks, m = f"{name}_plus_slow10_ranks", r[f"{name}_miss_at_10_all_queries"]
         rows.append(f"| {name.replace('_', ' ')} | {r[name + '_R@1']:.1f} | "
                     f"{r[name + '_R@10']:.1f} | {_ci(o, '04_rerank', ranks)} | "
                     f"{_paired(o, '04_rerank', ranks, 'slow_all_ranks')} | "
                     f"{m['value']:.1f} [{m['low']:.1f}, {m['high']:.1f}] | "
-                    f"{r[name + '_smallest_K_within_1']} / {r[name + '_smallest_K_by_bound']} |")
+                    f"{r[name + '_smallest_K_within_1']} / {r[name + '_smallest_K_by_bound']} / "
+                    f"{r.get(name + '_smallest_K_within_1_all_queries', 'not scored')} |")
     rows.append(f"| Slow on everything | {_ci(o, '04_rerank', 'slow_all_ranks')} | | | | | |")
     rows += ["", f"{r['queries']} test queries against all {r['gallery']:,} test images, "
              f"{r['device']}; \"at most lost\": Fast's miss rate at K = 10 on every test query, "
-             "which bounds what re-ranking can lose to Slow on everything (notebook 04). Cost "
+             "which bounds what re-ranking can lose to Slow on everything; \"paired on all\": "
+             "Slow on everything for every test query, once (`scripts/rerank_all_queries.py`, "
+             "notebook 04). Cost "
              "per query as the gallery grows (K = 10):", "",
              "| gallery N | Slow on everything, ms | Fast + Slow(10), ms | speed-up | ideal N/K |",
              "|---|---|---|---|---|"]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fastslow_lib.core.intervals import (
+    Estimate,
     hits_at,
     paired_difference_interval,
     proportion_interval,
@@ -208,10 +209,34 @@ def _distill_r1(s: Summary, extra: Mapping) -> tuple[str, str]:
             hits_at(np.asarray(signals["fast_ranked"]["outcomes"]["test_ranks"]), 1), base)
         text += f"; signal (b), the teacher's ranking of hard negatives: {b.signed()}"
         verdicts.append(verdict(b, 3))
+    warm = extra.get("warm_student")
+    if warm is not None:  # scripts/trial_warm_student.py: each signal added to the release Fast
+        parts = []
+        for arm in WARM_SIGNALS:
+            if f"{arm}_seed{warm['seeds'][0]}" not in warm["results"]:
+                continue
+            per_seed = [_warm_gain(warm, arm, seed) for seed in warm["seeds"]]
+            parts.append(f"{WARM_SIGNALS[arm]} " + " / ".join(g.signed() for g in per_seed))
+            seed_verdicts = {verdict(g, 3) for g in per_seed}   # a signal meets it at every seed
+            verdicts.append(seed_verdicts.pop() if len(seed_verdicts) == 1 else "undecided")
+        text += (f"; added to the release Fast, minus InfoNCE alone at equal budget (seeds "
+                 f"{' / '.join(map(str, warm['seeds']))}): " + ", ".join(parts))
     for v in ("met", "undecided"):  # the best signal decides
         if v in verdicts:
             return text, v
     return text, "not met"
+
+
+#: The teacher's arms of ``scripts/trial_warm_student.py`` in the claims row (its controls are
+#: in notebook 03).
+WARM_SIGNALS = {"continued_a": "(a)", "continued_b": "(b)", "continued_a_soft": "(a) soft",
+                "continued_b_soft": "(b) soft"}
+
+
+def _warm_gain(warm: Mapping, arm: str, seed: int) -> Estimate:
+    hits = [hits_at(np.asarray(warm["results"][f"{name}_seed{seed}"]["test_ranks"],
+                               dtype=np.int64), 1) for name in (arm, "continued")]
+    return paired_difference_interval(*hits)
 
 
 def _rerank_k10(s: Summary, extra: Mapping) -> tuple[str, str]:
@@ -234,6 +259,14 @@ def _rerank_k10(s: Summary, extra: Mapping) -> tuple[str, str]:
     k, misses = shortlist_loss_bound(ranks, [10], margin=1.0)
     text += (f"; on all {misses[10].n:,} test queries, re-ranking distilled Fast's top 10 loses "
              f"at most its miss rate there, {misses[10]}")
+    full = extra.get("rerank_all_queries")
+    if full is not None:   # scripts/rerank_all_queries.py: Slow on every test query (notebook 04)
+        slow_all = hits_at(np.asarray(full["slow_all_ranks"], dtype=np.int64), 1)
+        bits = full["models"]["distilled Fast"]["reranked_hits"]["10"]
+        hits = (np.frombuffer(bits.encode(), np.uint8) - ord("0")).astype(float)
+        d_all = paired_difference_interval(hits, slow_all)
+        text += f", and paired with Slow on all of them, {d_all.signed()}"
+        return text, verdict(d_all, -1)
     return text, "met" if k == 10 else verdict(d, -1)
 
 
@@ -315,7 +348,9 @@ def _extra(results_dir: Path | None) -> dict[str, Any]:
     if results_dir is None:
         return extra
     for name, key in (("slow_ablations.json", "slow_ablations"), ("outcomes.json", "outcomes"),
-                      ("distill_signals.json", "distill_signals")):
+                      ("distill_signals.json", "distill_signals"),
+                      ("rerank_all_queries.json", "rerank_all_queries"),
+                      ("warm_student.json", "warm_student")):
         if (results_dir / name).is_file():
             extra[key] = json.loads((results_dir / name).read_text())
     return extra

@@ -22,11 +22,12 @@ import torch
 from fastslow_lib.core.metrics import (
     consistent_at_1,
     image_to_text_metrics,
+    ranks_of_gt,
     text_to_image_metrics,
 )
 from fastslow_lib.data.datasets import RetrievalProtocol, images_to_tensor
 from fastslow_lib.data.tokenizer import encode
-from fastslow_lib.data.world import PROBE_KINDS, ProbeSet
+from fastslow_lib.data.world import PROBE_KINDS, ProbeSet, World
 from fastslow_lib.fast.input_checks import check_images, check_tokens
 
 #: A function scoring aligned pairs: ``texts[i]`` against ``images[i]`` -> ``scores[i]``.
@@ -154,6 +155,25 @@ def probe_outcomes(
     if tie_tol is not None:
         out["ties"] = np.array([tie.mean()])
     return out
+
+
+def student_outcomes(
+    model: torch.nn.Module, tokenizer, world: World, *, max_len: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, list]:
+    """A Fast-type model's per-item outcomes, as the trial scripts of notebook 03 keep them.
+
+    ``test_ranks``: the 1-based rank of each test caption's image among all the test images
+    (:func:`~fastslow_lib.core.metrics.ranks_of_gt`: every caption, in the split's order); then
+    :func:`probe_outcomes` per kind. Lists, ready
+    for a results file; paired intervals compare two models item by item.
+    """
+    test = RetrievalProtocol.from_split(world.test)
+    ranks = ranks_of_gt(fast_scores(model, tokenizer, test, max_len=max_len, device=device),
+                        test.gt)
+    probe = probe_outcomes(fast_pair_scorer(model, tokenizer, max_len=max_len, device=device),
+                           world.probe)
+    return {"test_ranks": ranks.tolist(), **{k: v.tolist() for k, v in probe.items()}}
 
 
 def probe_accuracy(
