@@ -6,7 +6,9 @@ course's target, and the verdict. Nothing here is typed by hand: a claim whose n
 missing (its notebook has not run) says so.
 
 Every recall and probe figure carries its 95% interval, computed from the per-query outcomes
-the notebooks record in ``results/outcomes.json`` (and ``results/slow_ablations.json``): an
+the notebooks record in ``results/outcomes.json`` (and the scripts' files that notebooks 02-04
+check before they use them: ``slow_ablations.json``, ``distill_signals.json``,
+``warm_student.json``, ``rerank_all_queries.json``): an
 exact binomial interval for one model's figure, a paired bootstrap over the same queries for
 a difference between two models (:mod:`fastslow_lib.core.intervals`). The verdict follows
 :data:`RULE`. Timings and projections carry no interval; their verdict is the point value's.
