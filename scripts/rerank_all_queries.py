@@ -36,7 +36,12 @@ from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
-from fastslow_lib.core.intervals import hits_at, proportion_interval, smallest_within
+from fastslow_lib.core.intervals import (
+    hits_as_bits,
+    hits_at,
+    proportion_interval,
+    smallest_within,
+)
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.progress import progress
@@ -48,11 +53,6 @@ from fastslow_lib.rerank import SlowGallery, lookup_reranked_ranks, shortlist_lo
 
 #: The K of notebook 04's curve.
 KS = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100)
-
-
-def bits(hits: np.ndarray) -> str:
-    """Per-query hits as a string of 0/1 (compact in JSON, read back with ``np.frombuffer``)."""
-    return "".join("1" if h else "0" for h in np.asarray(hits, dtype=bool))
 
 
 def main() -> None:
@@ -108,7 +108,7 @@ def main() -> None:
               f"smallest K within 1 point: paired {k_paired}, bound {k_bound}")
         models[label] = {"release": name, "sha256": released[name]["sha256"]["model.safetensors"],
                          "fast_ranks": fast_ranks.tolist(),
-                         "reranked_hits": {str(k): bits(h) for k, h in hits.items()}}
+                         "reranked_hits": {str(k): hits_as_bits(h) for k, h in hits.items()}}
     print(f"Slow on everything: R@1 {proportion_interval(slow_hits)} on {len(test.queries):,} "
           f"queries ({'loaded' if loaded else f'{seconds:.0f} s'})")
     record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),

@@ -7,7 +7,9 @@ import pytest
 
 from fastslow_lib.core.intervals import (
     Estimate,
+    hits_as_bits,
     hits_at,
+    hits_from_bits,
     paired_difference_interval,
     prediction_interval,
     proportion_interval,
@@ -43,6 +45,18 @@ def test_prediction_interval_golden_values_and_errors():
         prediction_interval([50.0, 52.0])
     with pytest.raises(ValueError, match="runs must be finite"):
         prediction_interval([50.0, float("nan"), 52.0])
+
+
+def test_hits_round_trip_through_bits_and_bad_bits_are_named():
+    hits = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
+    assert hits_as_bits(hits) == "10011"
+    np.testing.assert_array_equal(hits_from_bits("10011"), hits)
+    assert hits_from_bits(hits_as_bits(hits)).dtype == np.float64
+    with pytest.raises(ValueError, match="0 or 1 to be written as bits"):
+        hits_as_bits([1.0, 0.5])
+    for bad in ("", "10x1", "1 0"):
+        with pytest.raises(ValueError, match="string of 0 and 1 characters"):
+            hits_from_bits(bad)
 
 
 def test_the_interval_narrows_with_more_queries():

@@ -41,7 +41,9 @@ __all__ = [
     "VERDICTS",
     "Estimate",
     "as_outcomes",
+    "hits_as_bits",
     "hits_at",
+    "hits_from_bits",
     "smallest_within",
     "paired_difference_interval",
     "prediction_interval",
@@ -91,6 +93,26 @@ def as_outcomes(outcomes: Any, name: str = "outcomes") -> np.ndarray:
         raise ValueError(f"{name} must hold numbers in [0, 1] (1 hit, 0 miss, 0.5 a tie), got "
                          f"values from {np.nanmin(arr)} to {np.nanmax(arr)}")
     return arr
+
+
+def hits_as_bits(hits: Sequence[float] | np.ndarray) -> str:
+    """Per-query hits (0 or 1) as a string of ``"0"``/``"1"``: compact in a JSON results file.
+
+    :func:`hits_from_bits` reads it back (``scripts/rerank_all_queries.py`` writes one per
+    model and K; notebook 04 and the claims table read them).
+    """
+    arr = as_outcomes(hits, "hits")
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError("hits must be 0 or 1 to be written as bits (a tie's 0.5 is not a bit)")
+    return (arr.astype(np.uint8) + ord("0")).tobytes().decode("ascii")
+
+
+def hits_from_bits(bits: str) -> np.ndarray:
+    """The hits :func:`hits_as_bits` wrote: a float array of 0.0 and 1.0, one per character."""
+    if not isinstance(bits, str) or not bits or set(bits) - {"0", "1"}:
+        raise ValueError("hits must be written as a non-empty string of 0 and 1 characters, "
+                         f"got {str(bits)[:20]!r}")
+    return (np.frombuffer(bits.encode("ascii"), np.uint8) - ord("0")).astype(np.float64)
 
 
 def hits_at(ranks: Sequence[int] | np.ndarray, k: int) -> np.ndarray:

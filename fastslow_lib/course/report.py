@@ -31,6 +31,7 @@ import numpy as np
 from fastslow_lib.core.intervals import (
     Estimate,
     hits_at,
+    hits_from_bits,
     paired_difference_interval,
     proportion_interval,
     smallest_within,
@@ -264,8 +265,7 @@ def _rerank_k10(s: Summary, extra: Mapping) -> tuple[str, str]:
     full = extra.get("rerank_all_queries")
     if full is not None:   # scripts/rerank_all_queries.py: Slow on every test query (notebook 04)
         slow_all = hits_at(np.asarray(full["slow_all_ranks"], dtype=np.int64), 1)
-        bits = full["models"]["distilled Fast"]["reranked_hits"]["10"]
-        hits = (np.frombuffer(bits.encode(), np.uint8) - ord("0")).astype(float)
+        hits = hits_from_bits(full["models"]["distilled Fast"]["reranked_hits"]["10"])
         d_all = paired_difference_interval(hits, slow_all)
         text += f", and paired with Slow on all of them, {d_all.signed()}"
         return text, verdict(d_all, -1)
