@@ -59,7 +59,7 @@ course: $(STAMP) ## Execute notebooks/NN_*.ipynb in order into results/executed/
 	$(VENV)/bin/python scripts/time_course.py
 	$(VENV)/bin/python -m fastslow_lib.course.readme
 
-reproduce: $(STAMP) ## Retrain the release models (data/release/) at full budget; resumable; ONLY=name
+reproduce: $(STAMP) ## Retrain the release models (data/release/) at full budget, refresh results/test5k.json; resumable; ONLY=name
 	$(VENV)/bin/python scripts/reproduce.py $(if $(ONLY),--only $(ONLY))
 
 readme: $(STAMP) ## Fill the README's generated blocks (the claims table) from results/

@@ -12,6 +12,10 @@ resumes where it stopped. Progress bars show each model's training.
     python scripts/reproduce.py --check fast    # retrain beside the committed one, compare
     python scripts/reproduce.py --check fast --seeds 1 2   # ... and at two other seeds
 
+After the models, the kept results that depend on them are refreshed when they no longer match
+the manifest: ``results/test5k.json`` (the 5K protocol, ``scripts/test5k.py``; resumable, its
+scores cached by the weights they came from). ``--no-results`` skips that step.
+
 ``--check`` leaves data/release/ alone: the model is retrained under checkpoints/reproduce-check/
 (its parents copied from the committed ones) and its validation figures are compared with the
 manifest's 95% intervals; results/reproduce_check.json keeps the outcome. ``--seeds`` retrains
@@ -23,8 +27,10 @@ from seed to seed shows it there.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=(), metavar="SEED",
                         help="with --check: retrain at these other seeds too and record their "
                         "figures (the seed-to-seed spread beside the tolerance)")
+    parser.add_argument("--no-results", action="store_true",
+                        help="do not refresh the kept results files (results/test5k.json)")
     args = parser.parse_args(argv)
     if args.seeds and not args.check:
         parser.error("--seeds needs --check NAME")
@@ -75,8 +83,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0 if all(r["within"] for r in records) else 1
     reproduce(args.only or None, preset, device=args.device)
+    if not args.no_results:
+        refresh_kept_results(preset, args.threads)
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def refresh_kept_results(preset, threads: int | None) -> None:
+    """Rerun ``scripts/test5k.py`` when ``results/test5k.json`` does not match the release
+    models (or is missing); it resumes from its cached scores."""
+    from fastslow_lib.course.test5k import Kept5K
+
+    try:
+        Kept5K.load(preset)
+        print("results/test5k.json matches the release models: kept")
+        return
+    except (FileNotFoundError, ValueError, KeyError) as why:
+        print(f"results/test5k.json: {why}")
+    command = [sys.executable, str(Path(__file__).with_name("test5k.py")), "--preset", preset.name]
+    if threads:
+        command += ["--threads", str(threads)]
+    subprocess.run(command, check=True)
 
 
 if __name__ == "__main__":

@@ -340,7 +340,7 @@ def _library_modules_after_importing(name: str) -> list[str]:
         ("fastslow_lib.config.world", ("fastslow_lib.config.world", "fastslow_lib.config.checks")),
         *[(f"fastslow_lib.data.{m}", ("fastslow_lib.config.world", "fastslow_lib.config.checks",
                                        "fastslow_lib.core", "fastslow_lib.data"))
-          for m in ("world", "clips", "datasets", "karpathy", "vatex", "tokenizer")],
+          for m in ("world", "clips", "datasets", "karpathy", "vatex", "tokenizer", "protocols")],
     ],
 )
 def test_data_and_its_configs_import_nothing_above_them(name, allowed):

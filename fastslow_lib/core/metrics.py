@@ -19,7 +19,9 @@ Public functions:
   Flickr30K / COCO protocol (an image is found once its best caption is found).
 * :func:`pairwise_accuracy` - percent of (positive, negative) pairs ordered correctly.
 * :func:`consistent_at_1` - percent of queries whose top item makes the caption true.
-* :func:`oracle_recall_at_1` - the best R@1 any model could reach given ambiguous captions.
+* :func:`oracle_recall_at_1` - the share of queries whose caption is true of one item only.
+* :func:`r1_ceiling` - a protocol's ceiling: the best R@1 a model can expect (the course's one
+  definition).
 """
 
 from __future__ import annotations
@@ -333,3 +335,26 @@ def oracle_recall_at_1(truth: Any, gt: Any) -> float:
             f"of its own gallery item"
         )
     return _percent(np.sum(true_of, axis=1) == 1)
+
+
+def r1_ceiling(truth: Any) -> float:
+    """A protocol's ceiling: the best Recall@1 a model can expect, in percent.
+
+    The course's one definition (notebooks 00, 04 and 05, the claims table). A caption true of
+    ``k`` gallery items gives a model that knows exactly which items it is true of (and nothing
+    more) its labelled item at the top with probability ``1 / k``; the ceiling is the mean of
+    ``1 / k`` over the queries. The share of captions true of exactly one item (:func:
+    `oracle_recall_at_1`) is the part of it a model can be *sure* of; a model can exceed that
+    share by luck on ambiguous captions, but not the ceiling, in expectation.
+
+    Args:
+        truth: ``(Q, G)`` boolean matrix, ``truth[q, g]`` = caption ``q`` is true of ``g``;
+            every row must hold at least one True.
+    """
+    true_of = _check_truth(truth)
+    counts = true_of.sum(axis=1)
+    if (counts == 0).any():
+        q = int(np.flatnonzero(counts == 0)[0])
+        raise ValueError(f"truth row {q} is all False: every caption must be true of at least "
+                         f"one gallery item")
+    return float(100.0 * np.mean(1.0 / counts))

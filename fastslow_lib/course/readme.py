@@ -304,7 +304,7 @@ NOTEBOOKS: dict[str, str] = {
     "03_distill": "distilling Slow into Fast: look-alike groups, cached teacher scores, soft "
                   "targets, the student, a sweep",
     "04_rerank": "Fast top-K re-ranked by Slow; Recall@1 against K; timing cells; speed-up as "
-                 "the gallery grows to 10^4; Pareto plot",
+                 "the gallery grows to 10^4; the 5K protocol (near-duplicates); Pareto plots",
     "05_video": "clips of the embedded world; video Fast (mean pooling, temporal transformer) "
                 "and Slow (space-time cross-attention); the order probe; re-ranking clips",
     "06_demo_and_scale": "search demo and widget; FAISS flat / IVF / HNSW / IVF-PQ at 10^5; "

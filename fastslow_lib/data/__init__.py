@@ -7,6 +7,7 @@ imports training, presets or results. A world is loaded from its config
 
 * the image world (``scene``, ``render``, ``captions``, ``truth``, ``world``, ``cache``,
   ``datasets``, ``tokenizer``): notebooks/00_data.ipynb;
+* the 5K protocol (``protocols``: COCO-sized, with near-duplicates): notebooks/04_rerank.ipynb;
 * the clip world (``clip_scripts``, ``clips``): notebooks/05_video.ipynb;
 * the real-data loaders (``real``, ``karpathy``, ``vatex``): notebooks/06_demo_and_scale.ipynb.
 """
@@ -26,6 +27,7 @@ from fastslow_lib.data.datasets import (
     images_to_tensor,
     make_collate,
 )
+from fastslow_lib.data.protocols import load_test5k
 from fastslow_lib.data.render import render_scene
 from fastslow_lib.data.scene import Obj, Scene, sample_scene, swap_attribute
 from fastslow_lib.data.truth import truth_matrix
@@ -65,6 +67,7 @@ __all__ = [
     "generate_split",
     "images_to_tensor",
     "is_true",
+    "load_test5k",
     "load_world",
     "make_collate",
     "parse_caption",

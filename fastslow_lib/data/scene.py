@@ -193,6 +193,17 @@ def _resize(obj: Obj, size: str, scene: Scene) -> Obj:
     return replace(obj, size=size, radius=radius, x=x, y=y)
 
 
+def recolour(scene: Scene, i: int, colour: str, rng: np.random.Generator,
+             colour_jitter: int = 18) -> Scene:
+    """``scene`` with object ``i`` painted ``colour`` (a fresh jittered RGB, as drawn): a scene
+    that shares every object but one (the 5K protocol's neighbours)."""
+    if colour not in COLOURS:
+        raise ValueError(f"unknown colour {colour!r}; known: {tuple(COLOURS)}")
+    objs = list(scene.objects)
+    objs[i] = replace(objs[i], colour=colour, rgb=_jitter_rgb(rng, colour, colour_jitter))
+    return replace(scene, objects=tuple(objs))
+
+
 def swap_attribute(scene: Scene, i: int, j: int, attribute: str) -> Scene:
     """The twin of ``scene`` with ``attribute`` of objects ``i`` and ``j`` exchanged.
 

@@ -72,6 +72,9 @@ __all__ = [
     "generate_split",
     "held_out_probe",
     "load_world",
+    "pack_split",
+    "scene_swaps",
+    "unpack_split",
 ]
 
 PROBE_KINDS: tuple[str, ...] = ("colour", "position", "size")
@@ -182,9 +185,9 @@ def generate_distractors(cfg: WorldConfig, n: int) -> tuple[np.ndarray, list[Sce
     return render_many(scenes), scenes
 
 
-def _swaps(scene: Scene, kind: str) -> list[tuple[int, int]]:
+def scene_swaps(scene: Scene, kind: str) -> list[tuple[int, int]]:
     """The object pairs ``(i, j)`` of ``scene`` whose ``kind`` swap makes a different scene
-    that a caption can tell apart (the probe's rule)."""
+    that a caption can tell apart (the probe's rule; the 5K protocol's twins use it too)."""
     objs, pairs = scene.objects, []
     for i in range(len(objs)):
         for j in range(i + 1, len(objs)):
@@ -221,7 +224,7 @@ def binding_twins(split: Split, seed: int = 0,
                            np.flatnonzero(np.diff(split.caption_image)) + 1)
     for captions in captions_of:
         scene = split.scenes[int(split.caption_image[captions[0]])]
-        options = [(i, j, kind) for kind in PROBE_KINDS for i, j in _swaps(scene, kind)]
+        options = [(i, j, kind) for kind in PROBE_KINDS for i, j in scene_swaps(scene, kind)]
         made: dict[int, int] = {}
         for o in rng.permutation(len(options)):
             if not (twin_of[captions] < 0).any():
@@ -246,7 +249,7 @@ def _probe_pair(
     """One probe pair of ``kind``, or None when this draw offers no valid swap."""
     fine = rng.random() < cfg.fine_fraction
     scene = _scene(cfg, rng, fine)
-    pairs = _swaps(scene, kind)
+    pairs = scene_swaps(scene, kind)
     if not pairs:
         return None
     i, j = pairs[int(rng.integers(len(pairs)))]
@@ -310,7 +313,8 @@ def held_out_probe(cfg: WorldConfig, pairs_per_kind: int) -> ProbeSet:
 # --------------------------------------------------------------------------------------------
 
 
-def _pack_split(split: Split) -> tuple[dict, dict]:
+def pack_split(split: Split) -> tuple[dict, dict]:
+    """``(arrays, meta)`` of ``split`` for the world's cache (:func:`unpack_split` reads it)."""
     arrays = {"images": split.images, "caption_image": split.caption_image}
     meta = {
         "scenes": [s.to_dict() for s in split.scenes],
@@ -320,7 +324,8 @@ def _pack_split(split: Split) -> tuple[dict, dict]:
     return arrays, meta
 
 
-def _unpack_split(name: str, arrays: dict, meta: dict) -> Split:
+def unpack_split(name: str, arrays: dict, meta: dict) -> Split:
+    """The split ``name`` from what :func:`pack_split` wrote."""
     return Split(
         name, arrays["images"], [Scene.from_dict(d) for d in meta["scenes"]], meta["captions"],
         [CaptionForm.from_dict(d) for d in meta["forms"]], arrays["caption_image"],
@@ -399,8 +404,8 @@ def load_world(
     folder = cache_folder(cache_dir, "world", config) if use_cache else None
     splits = {
         name: cached_or_generated(folder, name, f"world split {name!r}",
-                                  partial(generate_split, config, name), _pack_split,
-                                  partial(_unpack_split, name))
+                                  partial(generate_split, config, name), pack_split,
+                                  partial(unpack_split, name))
         for name in SPLITS
     }
     probe = cached_or_generated(folder, "probe", "world probe", partial(generate_probe, config),
