@@ -8,7 +8,7 @@ VENV = .venv
 STAMP = $(VENV)/.installed
 NOTEBOOK_DIR = notebooks
 SANITIZE = $(NOTEBOOK_DIR)/nbval_sanitize.cfg
-LINT_DIRS = $(wildcard fastslow_lib tests benchmarks scripts)
+LINT_DIRS = $(wildcard fastslow_lib course tests benchmarks scripts examples)
 
 # Batch targets only (not `make lab`): offline Hugging Face hub, quiet tokenizers, fixed hash
 # seed, no progress bars in executed notebooks, non-interactive matplotlib for plain Python.
@@ -33,12 +33,12 @@ help: ## List the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(firstword $(MAKEFILE_LIST)) \
 		| awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv (if missing) and install requirements.txt + this package (editable)
+install: $(STAMP) ## Create .venv (if missing); install requirements.txt, the method (.) and the course's tooling (course/), editable
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml course/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --no-compile -r requirements.txt
-	$(VENV)/bin/python -m pip install -e . --no-deps
+	$(VENV)/bin/python -m pip install --no-deps -e . -e course
 	touch $@
 
 test: $(STAMP) ## Lint, check the library's layers, run the unit tests, then nbval on every notebook
@@ -57,13 +57,13 @@ test: $(STAMP) ## Lint, check the library's layers, run the unit tests, then nbv
 
 course: $(STAMP) ## Execute notebooks/NN_*.ipynb in order into results/executed/, time them
 	$(VENV)/bin/python scripts/time_course.py
-	$(VENV)/bin/python -m fastslow_lib.course.readme
+	$(VENV)/bin/python -m fastslow_course.readme
 
 reproduce: $(STAMP) ## Retrain the release models (data/release/) at full budget, refresh results/test5k.json; resumable; ONLY=name
 	$(VENV)/bin/python scripts/reproduce.py $(if $(ONLY),--only $(ONLY))
 
 readme: $(STAMP) ## Fill the README's generated blocks (the claims table) from results/
-	$(VENV)/bin/python -m fastslow_lib.course.readme
+	$(VENV)/bin/python -m fastslow_course.readme
 
 notebooks: $(STAMP) ## Re-execute notebooks/NN_*.ipynb IN PLACE (refresh committed outputs)
 	$(VENV)/bin/python scripts/time_course.py --inplace

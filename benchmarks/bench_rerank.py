@@ -42,11 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_course.release import release_model
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.timing import StageTimer, synchronize
-from fastslow_lib.course.release import release_model
 from fastslow_lib.data import generate_distractors, load_world
 from fastslow_lib.fast.evaluate import embed_images
 from fastslow_lib.fast.index import VectorIndex

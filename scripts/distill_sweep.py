@@ -5,8 +5,8 @@ Writes ``results/distill_sweep.json``, which notebook 03 shows (and checks again
 Every variant trains a Fast student from the same initialisation with the same InfoNCE budget as
 notebook 01's Fast (6 epochs x 78 batches of 128), and differs only in how batches are built and
 in the distillation term (:class:`fastslow_lib.distill.DistillConfig`). The preset's own setting
-is trained through :func:`~fastslow_lib.distill.get_distilled_model`, so its checkpoint is the
-one notebooks 03 and 04 load.
+is trained through the registry's ``fast_distilled`` recipe
+(:func:`~fastslow_lib.distill.distilled_recipe`) at the demonstration budget.
 
 Each student is measured on all 5,000 test queries x 1,000 images, on the 200-query subset of
 notebooks 02 and 04, on the probe, and on **look-alike accuracy**: for validation captions, how
@@ -48,7 +48,6 @@ from fastslow_lib.data.truth import truth_matrix
 from fastslow_lib.distill import (
     GroupBatchSampler,
     distillation_extra_loss,
-    get_distilled_model,
     get_teacher_scores,
     lookalike_groups,
     make_groups,
@@ -62,8 +61,8 @@ from fastslow_lib.fast.evaluate import (
     probe_accuracy,
 )
 from fastslow_lib.fast.model import DualEncoder, FastConfig
-from fastslow_lib.fast.training import get_fast_model, train_fast
-from fastslow_lib.slow.training import get_slow_model
+from fastslow_lib.fast.training import train_fast
+from fastslow_lib.registry import Models
 
 #: name -> changes to the preset's DistillConfig.
 VARIANTS: dict[str, dict] = {
@@ -150,7 +149,14 @@ def main() -> None:
     tok = world.tokenizer()
     cfg = preset.fast_train
     root = repo_root()
-    ckpt = root / "checkpoints"
+    ckpt = root / "checkpoints" / "distill-sweep"
+    # The live Fast and Slow, and the demonstration student they teach (the registry's recipes
+    # at the preset's live budgets; the student at the demonstration's).
+    budgets = preset.live_budgets()
+    live = Models(preset, torch.device("cpu"), ckpt, world=world, budgets=budgets)
+    student = Models(preset, torch.device("cpu"), ckpt / "student", world=world, parents=live,
+                     budgets=dataclasses.replace(budgets, fast_train=preset.distill_demo()),
+                     cache_dir=ckpt)
     out_path = root / "results" / "distill_sweep.json"
     longer = args.epochs is not None and args.epochs != cfg.epochs
     if longer:
@@ -170,10 +176,8 @@ def main() -> None:
                                       **preset.fast_model))
         fast_history = train_fast(fast, world, tok, cfg)
     else:
-        fast, fast_history, _ = get_fast_model(world, tok, preset.fast_model, cfg,
-                                               ckpt / "fast_cpu.safetensors")
-    slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
-                                ckpt / "slow_cpu.safetensors")
+        fast, fast_history, _ = live.get("fast")
+    slow = live.get("slow").model
     val_groups = lookalike_groups(fast, world.val, preset.distill.group_size, seed=cfg.seed)
     train_groups = make_groups(preset.distill, fast, world.train, seed=cfg.seed)
     result["lookalike_false_negatives_%"] = round(group_false_negatives(world.train,
@@ -203,8 +207,7 @@ def main() -> None:
             dcfg = dataclasses.replace(dcfg, start_epoch=round(dcfg.start_epoch * start_scale))
         start = time.perf_counter()
         if name == "preset" and not longer:
-            model, info, _ = get_distilled_model(world, tok, preset, fast, slow, ckpt)
-            history = info["history"]
+            model, history, _ = student.get("fast_distilled")
         else:
             same = (dcfg.groups, dcfg.group_size) == (preset.distill.groups,
                                                        preset.distill.group_size)
@@ -213,7 +216,7 @@ def main() -> None:
             cache = ckpt / ("teacher_cpu" + ("" if dcfg.groups == "lookalike"
                                              else f"_{dcfg.groups}")
                             + (f"_{cfg.epochs}ep" if longer else "") + ".safetensors")
-            teacher, _ = get_teacher_scores(world, tok, slow, ckpt / "slow_cpu.safetensors",
+            teacher, _ = get_teacher_scores(world, tok, slow, live.folder("slow"),
                                             groups, cfg, cache)
             torch.manual_seed(cfg.seed)
             model = DualEncoder(FastConfig(vocab_size=len(tok), max_len=cfg.max_len,

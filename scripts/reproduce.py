@@ -34,26 +34,26 @@ from pathlib import Path
 
 import torch
 
-from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.seed import seed_everything
-from fastslow_lib.course.release import (
-    RELEASES,
+from fastslow_course.release import (
     manifest,
     release_dir,
     reproduce,
 )
-from fastslow_lib.course.reproduce_check import check_reproduction
+from fastslow_course.reproduce_check import check_reproduction
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.seed import seed_everything
+from fastslow_lib.registry import REGISTRY
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=None, help="preset (default: $FASTSLOW_PRESET or cpu)")
-    parser.add_argument("--only", nargs="*", default=None, choices=sorted(RELEASES),
-                        metavar="NAME", help=f"models to (re)build, of {sorted(RELEASES)}")
+    parser.add_argument("--only", nargs="*", default=None, choices=sorted(REGISTRY),
+                        metavar="NAME", help=f"models to (re)build, of {sorted(REGISTRY)}")
     parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--list", action="store_true", help="list the release models and exit")
-    parser.add_argument("--check", nargs="+", default=None, choices=sorted(RELEASES),
+    parser.add_argument("--check", nargs="+", default=None, choices=sorted(REGISTRY),
                         metavar="NAME", help="retrain NAME in a scratch folder and compare its "
                         "validation figures with the manifest's")
     parser.add_argument("--seeds", nargs="+", type=int, default=(), metavar="SEED",
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = get_preset(args.preset)
     if args.list:
         models = manifest(release_dir(preset))["models"]
-        for name, spec in RELEASES.items():
+        for name, spec in REGISTRY.items():
             e = models.get(name)
             state = (f"{e['training_seconds']:.0f} s on {e['machine']}; {e['validation']}"
                      if e else "not built")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def refresh_kept_results(preset, threads: int | None) -> None:
     """Rerun ``scripts/test5k.py`` when ``results/test5k.json`` does not match the release
     models (or is missing); it resumes from its cached scores."""
-    from fastslow_lib.course.test5k import Kept5K
+    from fastslow_course.test5k import Kept5K
 
     try:
         Kept5K.load(preset)

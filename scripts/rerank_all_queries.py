@@ -32,6 +32,8 @@ import time
 import numpy as np
 import torch
 
+from fastslow_course.release import Releases, chosen_student, git_commit, manifest
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
@@ -45,8 +47,6 @@ from fastslow_lib.core.intervals import (
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.progress import progress
-from fastslow_lib.course.release import Releases, chosen_student, git_commit, manifest
-from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import fast_scores
 from fastslow_lib.rerank import SlowGallery, lookup_reranked_ranks, shortlist_loss_bound

@@ -45,12 +45,12 @@ from pathlib import Path
 
 import torch
 
+from fastslow_course.release import Releases, manifest
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.release import Releases, manifest
-from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import (
     fast_pair_scorer,

@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_course.release import Releases, chosen_student, git_commit, manifest
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
@@ -51,8 +53,6 @@ from fastslow_lib.core.metrics import r1_ceiling
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.progress import progress
 from fastslow_lib.core.timing import Timer
-from fastslow_lib.course.release import Releases, chosen_student, git_commit, manifest
-from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.data.protocols import (
     TEST5K_IMAGES,

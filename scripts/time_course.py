@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     args.times.write_text(json.dumps({**times, "total": total}, indent=2) + "\n")
     print(f"wrote {args.times}")
     if not args.notebooks:  # the whole course: its wall time and the claims table
-        from fastslow_lib.course.report import claims_table
-        from fastslow_lib.course.results import load_summary, record
+        from fastslow_course.report import claims_table
+        from fastslow_course.results import load_summary, record
 
         record("course", {"total_s": total, "notebook_s": times, "machine": _machine()},
                notes="wall time of `make course`, per notebook (seconds)")

@@ -4,7 +4,7 @@
 The release ITM (``make reproduce ONLY=itm``) learns to tell a caption's image from its mined
 negatives, yet re-ranks Fast's top 10 below Fast's own order. These trials vary one setting at a
 time at a shorter budget, each started from the release forward-only captioner as the release
-ITM is, on the same mined negatives (the release Fast's, :data:`~fastslow_lib.course.release.
+ITM is, on the same mined negatives (the release Fast's, :data:`~fastslow_course.release.
 ITM_MINING`):
 
 * ``lr``: the release learning rate (1e-3) may move a pretrained trunk too far;
@@ -12,7 +12,7 @@ ITM_MINING`):
   pushed down as well as those of look-alikes.
 
 Each trial records its matching loss per epoch, its training seconds, its validation R@1 (the
-release manifest's protocol: :data:`~fastslow_lib.course.manifest.SLOW_VAL_QUERIES` validation
+release manifest's protocol: :data:`~fastslow_course.manifest.SLOW_VAL_QUERIES` validation
 queries against the whole validation gallery) and its R@1 when it re-ranks the release Fast's
 top 10 of the 200 test queries of notebook 02 (against Fast's R@1 on them), with per-query ranks.
 
@@ -32,6 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_course.manifest import SLOW_VAL_QUERIES
+from fastslow_course.release import Releases, manifest, release_dir
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import SlowTrainConfig
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
@@ -40,9 +43,6 @@ from fastslow_lib.core.intervals import hits_at, paired_difference_interval, pro
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.seed import seed_everything
-from fastslow_lib.course.manifest import SLOW_VAL_QUERIES
-from fastslow_lib.course.release import Releases, manifest, release_dir
-from fastslow_lib.course.results import compact_json
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import fast_scores
 from fastslow_lib.rerank import reranked_ranks

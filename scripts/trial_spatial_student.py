@@ -34,16 +34,15 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from fastslow_course.release import Releases, git_commit, manifest
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.release import Releases, git_commit, manifest
-from fastslow_lib.course.results import compact_json
-from fastslow_lib.distill.groups import get_distilled_model
 from fastslow_lib.fast.config import DEFAULT_VISION_KWARGS
 from fastslow_lib.fast.evaluate import student_outcomes
-from fastslow_lib.fast.training import get_fast_model
+from fastslow_lib.registry import Models
 
 
 def main() -> None:
@@ -60,7 +59,7 @@ def main() -> None:
     vision = {**DEFAULT_VISION_KWARGS, **preset.fast_model.get("vision_kwargs", {}),
               "global_pool": "flatten"}
     spatial = replace(preset, fast_model={**preset.fast_model, "vision_kwargs": vision})
-    fast, slow = rel.get("fast")[0], rel.get("slow")[0]
+    fast = rel.get("fast").model
     released = manifest(rel.root)["models"]
     max_len = b.fast_train.max_len
     results: dict[str, dict] = {
@@ -70,17 +69,16 @@ def main() -> None:
         sb = b.with_seed(seed)
         out = repo_root() / "checkpoints" / "spatial_student" / f"seed-{seed}"
         models, history = {}, {}
-        models["spatial"], history["spatial"], _ = get_fast_model(
-            world, tok, spatial.fast_model, sb.fast_train, out / "spatial", device=device)
-        cache = (repo_root() / "checkpoints" / "release-cache" /
-                 f"teacher_scores_{preset.name}.safetensors") if seed == b.fast_train.seed \
-            else out / f"teacher_scores_{preset.name}.safetensors"
-        paths = {"fast": rel.folder("fast"), "slow": rel.folder("slow"),
-                 "student": out / "spatial_distilled", "teacher_scores": cache}
-        models["spatial_distilled"], info, _ = get_distilled_model(
-            world, tok, spatial, fast, slow, out, train_cfg=sb.fast_train,
-            distill_cfg=sb.distill, paths=paths, device=device)
-        history["spatial_distilled"] = info["history"]
+        # The registry's recipes with the spatial towers: plain in out/fast, and the student
+        # of the release Fast and Slow in out/fast_distilled (the release teacher's scores are
+        # reused at the release seed).
+        cache = rel.cache_dir if seed == b.fast_train.seed else out
+        store = Models(spatial, device, out, world=world, budgets=sb, parents=rel,
+                       cache_dir=cache)
+        models["spatial"], history["spatial"], _ = Models(spatial, device, out, world=world,
+                                                          budgets=sb).get("fast")
+        models["spatial_distilled"], history["spatial_distilled"], _ = store.get(
+            "fast_distilled")
         for name, model in models.items():
             row = student_outcomes(model.eval(), tok, world, max_len=max_len, device=device)
             h = history[name]

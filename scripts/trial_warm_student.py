@@ -42,15 +42,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_course.release import Releases, git_commit, manifest
+from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import DistillConfig, FastTrainConfig
-from fastslow_lib.core.cache import load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, load_or_train, training_key
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.release import Releases, git_commit, manifest
-from fastslow_lib.course.results import compact_json
 from fastslow_lib.distill.groups import (
     GroupBatchSampler,
     distillation_extra_loss,
@@ -116,9 +116,9 @@ def continued_student(
 
     key = {**training_key(fast.config.to_dict(), cfg, world.config.key()), "arm": spec,
            "distill": dcfg.to_dict(), "ranking": rcfg.to_dict()}
-    model, extra, _ = load_or_train(checkpoint, build, train, key, parents=parents,
-                                    device=device)
-    return model, extra["history"]
+    model, history, _ = load_or_train(checkpoint, Recipe(key, build, train, parents),
+                                      device=device)
+    return model, history
 
 
 def main() -> None:

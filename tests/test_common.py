@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from fastslow_course.results import load_summary, record
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.progress import progress
 from fastslow_lib.core.seed import check_seed, rng, seed_everything
-from fastslow_lib.course.results import load_summary, record
 
 # --------------------------------------------------------------------------- seed
 

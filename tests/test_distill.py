@@ -274,26 +274,36 @@ def test_get_teacher_scores_caches_and_keys_on_the_teacher(tok, world, fast, tmp
 def test_the_student_is_keyed_on_its_teacher_and_on_the_fast_model_that_mined_its_groups(
         tok, world, tmp_path, one_thread):
     from fastslow_lib.config.presets import get_preset
+    from fastslow_lib.core.cache import load_or_train
     from fastslow_lib.core.checkpoint import read_metadata, save_checkpoint
-    from fastslow_lib.distill import get_distilled_model
-    from fastslow_lib.fast.training import get_fast_model
-    from fastslow_lib.slow.training import get_slow_model
+    from fastslow_lib.distill import distilled_recipe
+    from fastslow_lib.fast.training import fast_recipe
+    from fastslow_lib.slow.training import slow_recipe
 
     preset = get_preset("tiny")
-    fast, _, _ = get_fast_model(world, tok, preset.fast_model, preset.fast_train,
-                                tmp_path / "fast_tiny.safetensors")
-    slow, _, _ = get_slow_model(world, tok, preset.slow_model, preset.slow_train,
-                                tmp_path / "slow_tiny.safetensors")
-    student, info, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
-    assert not loaded and info["history"]["steps"] > 0 and info["teacher_seconds"] > 0
-    _, again, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
-    assert loaded and again["history"]["loss"] == info["history"]["loss"]
-    meta = read_metadata(tmp_path / "fast_distilled_tiny.safetensors")
+    fast, _, _ = load_or_train(tmp_path / "fast_tiny.safetensors",
+                               fast_recipe(world, tok, preset.fast_model, preset.fast_train))
+    slow, _, _ = load_or_train(tmp_path / "slow_tiny.safetensors",
+                               slow_recipe(world, tok, preset.slow_model, preset.slow_train))
+
+    def student_of(slow):
+        return load_or_train(tmp_path / "student", distilled_recipe(
+            world, tok, preset.fast_model, preset.distill_demo(), preset.distill,
+            fast_model=fast, slow_model=slow, fast_checkpoint=tmp_path / "fast_tiny.safetensors",
+            slow_checkpoint=tmp_path / "slow_tiny.safetensors",
+            teacher_cache=tmp_path / "teacher.safetensors"))
+
+    student, info, loaded = student_of(slow)
+    assert not loaded and info["steps"] > 0 and info["teacher_seconds"] > 0
+    _, again, loaded = student_of(slow)
+    assert loaded and again["loss"] == info["loss"]
+    assert again["teacher_seconds"] == info["teacher_seconds"]  # kept beside the history
+    meta = read_metadata(tmp_path / "student")
     assert set(meta["config"]["parents"]) == {"teacher", "groups_from"}
     with torch.no_grad():
         slow.forward_decoder.embed.weight.mul_(2.0)
     save_checkpoint(slow, tmp_path / "slow_tiny.safetensors",
                     read_metadata(tmp_path / "slow_tiny.safetensors")["config"])  # retrained
     with pytest.warns(UserWarning, match="parents"):
-        _, _, loaded = get_distilled_model(world, tok, preset, fast, slow, tmp_path)
+        _, _, loaded = student_of(slow)
     assert not loaded

@@ -1,5 +1,5 @@
 """Distillation signal (b): hard-negative candidates, the listwise term, its extra loss and the
-student's getter (keys, control, bad input); the upper bound's binding twins."""
+student's recipe (keys, control, bad input); the upper bound's binding twins."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import torch.nn.functional as F
 from shared import TINY_FAST
 
 from fastslow_lib.config.training import FastTrainConfig, RankingDistillConfig
+from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.data.captions import is_true
 from fastslow_lib.data.world import PROBE_KINDS, binding_twins
 from fastslow_lib.distill import (
     candidate_distillation_loss,
-    get_ranking_student,
     ranking_candidates,
     ranking_extra_loss,
+    ranking_recipe,
     soft_cross_entropy,
 )
 from fastslow_lib.fast.model import DualEncoder, FastConfig
@@ -87,17 +88,17 @@ def test_the_student_is_keyed_on_its_candidates_and_teacher(fast, tok, world, tm
     parent = tmp_path / "miner"
     fast.save_pretrained(parent)
     kw = {"parents": {"miner": parent}}
-    model, history, loaded = get_ranking_student(world, tok, FAST, cfg, rcfg, tmp_path / "s",
-                                                 cand, teacher, **kw)
+    model, history, loaded = load_or_train(
+        tmp_path / "s", ranking_recipe(world, tok, FAST, cfg, rcfg, cand, teacher, **kw))
     assert not loaded and history["steps"] > 0 and np.isfinite(history["final_loss"])
-    _, _, loaded = get_ranking_student(world, tok, FAST, cfg, rcfg, tmp_path / "s", cand,
-                                       teacher, **kw)
+    _, _, loaded = load_or_train(
+        tmp_path / "s", ranking_recipe(world, tok, FAST, cfg, rcfg, cand, teacher, **kw))
     assert loaded
     with pytest.raises(ValueError, match="trained from"):
-        get_ranking_student(world, tok, FAST, cfg, rcfg, tmp_path / "s", cand, teacher + 1,
-                            may_train=False, **kw)
+        load_or_train(tmp_path / "s", ranking_recipe(world, tok, FAST, cfg, rcfg, cand,
+                                                     teacher + 1, **kw), may_train=False)
     with pytest.raises(ValueError, match="cfg.teacher is True"):
-        get_ranking_student(world, tok, FAST, cfg, rcfg, tmp_path / "c", cand, None, **kw)
+        ranking_recipe(world, tok, FAST, cfg, rcfg, cand, None, **kw)
 
 
 def test_binding_twins_are_false_one_swap_negatives_and_deterministic(world):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastslow_lib.course.exercises import check_info_nce_with_hard_negatives
+from fastslow_course.exercises import check_info_nce_with_hard_negatives
 from fastslow_lib.fast.losses import info_nce
 
 
@@ -49,7 +49,7 @@ def test_an_exception_becomes_a_verdict():
 
 
 def test_caption_logprob_checker_accepts_the_right_answer_and_hints_the_usual_slips():
-    from fastslow_lib.course.exercises import check_caption_logprob
+    from fastslow_course.exercises import check_caption_logprob
 
     def right(logits, ids, mask):
         logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
@@ -69,7 +69,7 @@ def test_caption_logprob_checker_accepts_the_right_answer_and_hints_the_usual_sl
 
 
 def test_distillation_loss_checker():
-    from fastslow_lib.course.exercises import check_distillation_loss
+    from fastslow_course.exercises import check_distillation_loss
     from fastslow_lib.distill import soft_cross_entropy
 
     def no_tau(student, teacher, tau):
@@ -87,7 +87,7 @@ def test_distillation_loss_checker():
 
 
 def test_rerank_top1_checker():
-    from fastslow_lib.course.exercises import check_rerank_top1
+    from fastslow_course.exercises import check_rerank_top1
 
     def right(fast_ids, slow_scores):
         return fast_ids[np.arange(len(fast_ids)), np.argmax(slow_scores, axis=1)]
@@ -99,7 +99,7 @@ def test_rerank_top1_checker():
 
 
 def test_check_reverse_events_accepts_the_reference_and_explains_mistakes():
-    from fastslow_lib.course.exercises import check_reverse_events
+    from fastslow_course.exercises import check_reverse_events
     from fastslow_lib.data.clips import OPPOSITE
 
     undo = {"appear": "disappear", "disappear": "appear", "move": "move"}
@@ -116,7 +116,7 @@ def test_check_reverse_events_accepts_the_reference_and_explains_mistakes():
 def test_check_machines_accepts_the_reference_and_explains_mistakes():
     import math
 
-    from fastslow_lib.course.exercises import check_machines
+    from fastslow_course.exercises import check_machines
 
     def right(n, b, gib):
         return max(1, math.ceil(n * b / (0.8 * gib * 2**30)))

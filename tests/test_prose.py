@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from fastslow_lib.course.prose import check_notebook, numbers_in_prose
+from fastslow_course.prose import check_notebook, numbers_in_prose
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))

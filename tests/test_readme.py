@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fastslow_lib.course.readme import fill_blocks, generated_blocks, update_readme
-from fastslow_lib.course.results import render_markdown
+from fastslow_course.readme import fill_blocks, generated_blocks, update_readme
+from fastslow_course.results import render_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,9 +52,9 @@ def test_a_reproduce_check_against_superseded_weights_says_so(tmp_path):
     """A check made before its model was retrained is marked, not shown as today's verdict."""
     import json
 
+    from fastslow_course.release import manifest
     from fastslow_lib.core.checkpoint import WEIGHTS_NAME
     from fastslow_lib.core.paths import repo_root
-    from fastslow_lib.course.release import manifest
 
     results = tmp_path / "results"
     shutil.copytree(repo_root() / "results", results, ignore=shutil.ignore_patterns("executed"))

@@ -11,6 +11,16 @@ import pytest
 import torch
 from shared import TINY_VISION
 
+from fastslow_course.manifest import sha256_file
+from fastslow_course.release import (
+    MANIFEST_NAME,
+    Releases,
+    manifest,
+    reproduce,
+    train_mode,
+    verify_release,
+)
+from fastslow_course.reproduce_check import check_reproduction
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import (
     DistillConfig,
@@ -18,21 +28,11 @@ from fastslow_lib.config.training import (
     ReleaseBudgets,
     SlowTrainConfig,
 )
-from fastslow_lib.core.cache import load_or_train
+from fastslow_lib.core.cache import Recipe, load_or_train
 from fastslow_lib.core.intervals import prediction_interval
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.manifest import sha256_file
-from fastslow_lib.course.release import (
-    MANIFEST_NAME,
-    RELEASES,
-    Releases,
-    manifest,
-    reproduce,
-    train_mode,
-    verify_release,
-)
-from fastslow_lib.course.reproduce_check import check_reproduction
 from fastslow_lib.fast.model import DualEncoder
+from fastslow_lib.registry import REGISTRY
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -116,7 +116,7 @@ def test_load_only_checkpoints_raise_when_missing(tmp_path):
         raise AssertionError("must not train")
 
     with pytest.raises(FileNotFoundError, match="is missing; run this"):
-        load_or_train(tmp_path / "absent", build, train, {"a": 1}, may_train=False,
+        load_or_train(tmp_path / "absent", Recipe({"a": 1}, build, train), may_train=False,
                       rebuild_hint="run this")
 
 
@@ -193,7 +193,7 @@ def test_release_budgets_with_another_seed_change_every_run_and_only_the_seed():
         budgets.with_seed(-1)
     with pytest.raises(TypeError, match="seed must be an int"):
         budgets.with_seed("1")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="seeds name unknown release models"):
+    with pytest.raises(ValueError, match="seeds name unknown models"):
         Releases(get_preset("tiny"), "cpu", mode="release", seeds={"fats": 1})
 
 
@@ -201,7 +201,7 @@ def test_the_committed_release_models_match_their_manifest():
     root = repo_root() / "data" / "release"
     data = manifest(root)
     assert data["models"], "data/release/MANIFEST.json lists no models: run make reproduce"
-    assert set(data["models"]) <= set(RELEASES)
+    assert set(data["models"]) <= set(REGISTRY)
     for name in data["models"]:
         verify_release(name, root)
     total = sum(Path(root / n / "model.safetensors").stat().st_size for n in data["models"])
@@ -244,7 +244,7 @@ def test_the_committed_test_scores_belong_to_the_committed_slow():
 
 
 def test_the_chosen_student_is_the_best_on_validation(tmp_path):
-    from fastslow_lib.course.release import chosen_student
+    from fastslow_course.release import chosen_student
 
     with pytest.raises(FileNotFoundError, match="no distilled student"):
         chosen_student(tmp_path)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fastslow_lib.course.report import CLAIMS, RULE, claims_rows, claims_table
-from fastslow_lib.course.results import record, record_outcomes
+from fastslow_course.report import CLAIMS, RULE, claims_rows, claims_table
+from fastslow_course.results import record, record_outcomes
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from shared import TINY_VISION
 
+from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.core.checkpoint import checkpoint_exists, read_metadata
 from fastslow_lib.data.captions import is_true, tokenize_caption
 from fastslow_lib.data.datasets import images_to_tensor
@@ -17,9 +18,9 @@ from fastslow_lib.slow.matching import (
     HARD_NEGATIVES,
     MATCHING_FROM,
     RANDOM_NEGATIVES,
-    get_matching_model,
     itm_learned,
     itm_step,
+    matching_recipe,
     mine_hard_negatives,
     start_from_captioner,
 )
@@ -27,9 +28,9 @@ from fastslow_lib.slow.model import MatchingModel, SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_pair_scores, slow_scores
 from fastslow_lib.slow.training import (
     SlowTrainConfig,
-    get_slow_model,
     shuffled_batches,
     slow_batch,
+    slow_recipe,
     train_slow,
 )
 
@@ -93,12 +94,12 @@ def test_train_slow_lowers_the_loss(world, tok):
     assert not model.training
 
 
-def test_get_slow_model_trains_once_then_loads(world, tok, tmp_path):
+def test_a_slow_model_trains_once_then_loads(world, tok, tmp_path):
     cfg = SlowTrainConfig(epochs=1, batch_size=32)
     path = tmp_path / "slow.safetensors"
-    m1, h1, loaded1 = get_slow_model(world, tok, SMALL, cfg, path)
+    m1, h1, loaded1 = load_or_train(path, slow_recipe(world, tok, SMALL, cfg))
     assert not loaded1 and checkpoint_exists(path)
-    m2, h2, loaded2 = get_slow_model(world, tok, SMALL, cfg, path)
+    m2, h2, loaded2 = load_or_train(path, slow_recipe(world, tok, SMALL, cfg))
     assert loaded2 and h2["loss"] == h1["loss"]
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
@@ -138,7 +139,8 @@ def test_hard_negatives_are_never_the_own_image_nor_true(world, tok, fast):
 def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_path):
     neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
     cfg = SlowTrainConfig(epochs=6, batch_size=32, lr=3e-3)
-    model, h, loaded = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm.safetensors", neg)
+    model, h, loaded = load_or_train(tmp_path / "itm.safetensors",
+                                     matching_recipe(world, tok, SMALL, cfg, neg))
     assert isinstance(model, MatchingModel) and not loaded
     per_epoch = len(world.train) // cfg.batch_size
     matching_from = int(MATCHING_FROM * cfg.epochs * per_epoch)
@@ -155,7 +157,7 @@ def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_pa
         out = model(batch["image"], batch["forward"], negatives, listwise=True)
     assert float(out["matching"]) < 0.9 * chance, float(out["matching"])
     with pytest.raises(ValueError, match="one row per training caption"):
-        get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm2.safetensors", neg[:5])
+        matching_recipe(world, tok, SMALL, cfg, neg[:5])
 
 
 def test_itm_learned_compares_with_guessing_among_the_candidates():
@@ -200,8 +202,9 @@ def test_matching_model_starts_from_a_captioner(world, tok, fast, tmp_path):
         start_from_captioner(slow(tok, MatchingModel, width=16, heads=2), captioner)
     neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
     cfg = SlowTrainConfig(epochs=1, batch_size=32)
-    _, h, _ = get_matching_model(world, tok, SMALL, cfg, tmp_path / "itm", neg,
-                                 init_from=tmp_path / "captioner", negatives_key={"by": "test"})
+    _, h, _ = load_or_train(tmp_path / "itm", matching_recipe(
+        world, tok, SMALL, cfg, neg, init_from=tmp_path / "captioner",
+        negatives_key={"by": "test"}))
     assert len(h["matching_loss"]) == h["steps"]  # a warm trunk matches from the first step
     key = read_metadata(tmp_path / "itm")["config"]
     assert key["negatives"] == {"by": "test"} and set(key["parents"]) == {"captioner"}

@@ -1,5 +1,5 @@
 """results/test5k.json is used only when it describes this checkout's 5K protocol and release
-models (fastslow_lib.course.test5k): a stale file says what to rerun."""
+models (fastslow_course.test5k): a stale file says what to rerun."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from fastslow_course.manifest import manifest, release_dir
+from fastslow_course.test5k import Kept5K
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.course.manifest import manifest, release_dir
-from fastslow_lib.course.test5k import Kept5K
 from fastslow_lib.data.protocols import TEST5K_VERSION
 
 

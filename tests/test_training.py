@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from fastslow_lib.config.training import FastTrainConfig
+from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.core.loop import cosine_schedule
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import (
@@ -19,7 +20,7 @@ from fastslow_lib.fast.evaluate import (
     twin_cosines,
 )
 from fastslow_lib.fast.model import DualEncoder, FastConfig
-from fastslow_lib.fast.training import get_fast_model, train_fast
+from fastslow_lib.fast.training import fast_recipe, train_fast
 
 SMALL = {"embed_dim": 32, "text_width": 32, "text_layers": 1, "text_heads": 2}
 
@@ -141,14 +142,16 @@ def test_batch_larger_than_the_training_split_is_an_error(world, tok):
         train_fast(model_for(tok), world, tok, cfg)
 
 
-def test_get_fast_model_trains_once_then_loads(world, tok, tmp_path):
+def test_a_fast_model_trains_once_then_loads(world, tok, tmp_path):
     from fastslow_lib.config.presets import get_preset
 
     torch.set_num_threads(1)
     preset = get_preset("tiny")
     ck = tmp_path / "fast.safetensors"
-    m1, h1, loaded1 = get_fast_model(world, tok, preset.fast_model, preset.fast_train, ck)
-    m2, h2, loaded2 = get_fast_model(world, tok, preset.fast_model, preset.fast_train, ck)
+    m1, h1, loaded1 = load_or_train(ck, fast_recipe(world, tok, preset.fast_model,
+                                                    preset.fast_train))
+    m2, h2, loaded2 = load_or_train(ck, fast_recipe(world, tok, preset.fast_model,
+                                                    preset.fast_train))
     assert (loaded1, loaded2) == (False, True)
     assert h2["val_R@1"] == h1["val_R@1"] and h2["steps"] == h1["steps"]
     p = RetrievalProtocol.from_split(world.test)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fastslow_lib.config.presets import get_preset
+from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.data.clips import FRAMES, load_clip_world
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.fast.index import VectorIndex
@@ -21,7 +22,7 @@ from fastslow_lib.video.model import (
     VideoSlowModel,
     position_code_1d,
 )
-from fastslow_lib.video.training import get_video_fast_model, get_video_slow_model
+from fastslow_lib.video.training import video_fast_recipe, video_slow_recipe
 
 SETTINGS = get_preset("tiny").video
 
@@ -97,16 +98,17 @@ def test_slow_scores_on_clips_see_order(clips, ctok, one_thread):
 
 def test_training_rerank_and_checkpoints_reuse_the_image_pipeline(clips, ctok, tmp_path,
                                                                    one_thread):
-    f, hist, loaded = get_video_fast_model(clips, ctok, SETTINGS, tmp_path / "vf.safetensors",
-                                           temporal="transformer")
+    f, hist, loaded = load_or_train(tmp_path / "vf.safetensors", video_fast_recipe(
+        clips, ctok, SETTINGS, temporal="transformer"))
     assert not loaded and len(hist["loss"]) == hist["steps"] > 0
     assert np.isfinite(hist["loss"]).all()
-    again, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, tmp_path / "vf.safetensors",
-                                            temporal="transformer")
+    again, _, loaded = load_or_train(tmp_path / "vf.safetensors", video_fast_recipe(
+        clips, ctok, SETTINGS, temporal="transformer"))
     assert loaded and again.temporal == "transformer"
     for a, b in zip(f.state_dict().values(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
-    s, shist, loaded = get_video_slow_model(clips, ctok, SETTINGS, tmp_path / "vs.safetensors")
+    s, shist, loaded = load_or_train(tmp_path / "vs.safetensors",
+                                     video_slow_recipe(clips, ctok, SETTINGS))
     assert not loaded and np.isfinite(shist["loss"]).all()
 
     gallery_clips = clips.test.images
@@ -181,16 +183,17 @@ def test_video_checkpoints_are_keyed_on_the_image_checkpoint_they_start_from(cli
     parent = save_checkpoint(image, tmp_path / "fast_image.safetensors",
                              {"model": image.config.to_dict()})
     path = tmp_path / "vf.safetensors"
-    _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+    _, _, loaded = load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS, init_from=parent))
     assert not loaded
-    _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+    _, _, loaded = load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS, init_from=parent))
     assert loaded
     with torch.no_grad():
         image.vision.backbone.conv1[0].weight.mul_(0.5)
     save_checkpoint(image, parent, {"model": image.config.to_dict()})  # the image model retrained
     with pytest.warns(UserWarning, match="parents"):
-        _, _, loaded = get_video_fast_model(clips, ctok, SETTINGS, path, init_from=parent)
+        _, _, loaded = load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS,
+                                                             init_from=parent))
     assert not loaded
     with pytest.raises(FileNotFoundError, match="parent checkpoint"):
-        get_video_fast_model(clips, ctok, SETTINGS, path,
-                             init_from=tmp_path / "missing.safetensors")
+        load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS,
+                                              init_from=tmp_path / "missing.safetensors"))

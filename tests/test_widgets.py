@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from fastslow_course.widgets import SearchDemo
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.course.widgets import SearchDemo
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.slow.model import SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_scores

@@ -67,6 +67,12 @@ class Preset:
         """The budgets the release models of this preset are trained with."""
         if self.release is not None:
             return self.release
+        return self.live_budgets()
+
+    def live_budgets(self) -> ReleaseBudgets:
+        """The notebooks' short demonstrations: the preset's own budgets, as the registry's
+        factory takes them (``create_model(name, budgets=preset.live_budgets())``). The
+        demonstration student trains with :meth:`distill_demo`."""
         return ReleaseBudgets(self.fast_train, self.slow_train, self.distill, self.video)
 
 

@@ -180,7 +180,7 @@ class ReleaseBudgets:
 
     A preset's own budgets (``fast_train``, ``slow_train``, ...) are the short live
     demonstrations of the notebooks; the course's claims are measured on models trained with
-    these (:mod:`fastslow_lib.course.release`, taught in notebooks/01_fast.ipynb). Each budget
+    these (:mod:`fastslow_course.release`, taught in notebooks/01_fast.ipynb). Each budget
     was chosen from its validation curve (the release manifest keeps the curves).
     """
 

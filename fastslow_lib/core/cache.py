@@ -6,15 +6,22 @@ config key, and, for a model trained from another one (a video tower started fro
 model, a student distilled from a teacher), the **file hash of that parent checkpoint**. So
 retraining a parent makes every child retrain, instead of loading a child of the old parent.
 
-Taught in notebooks/01_fast.ipynb (the first getter); every later notebook uses it.
+A model's **recipe** (:class:`Recipe`) says how it is made: its key, how to build a fresh one from
+a saved key, how to train it, and the parents it is trained from. Each part of the method writes
+the recipe of its models (``fast_recipe``, ``slow_recipe``, ...); the registry
+(:mod:`fastslow_lib.registry`) names them, and :func:`load_or_train` is the one place a recipe
+becomes a model.
+
+Taught in notebooks/01_fast.ipynb (the first recipe); every later notebook uses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,8 +35,34 @@ from fastslow_lib.core.checkpoint import (
     weights_path,
 )
 
-__all__ = ["array_fingerprint", "check_trained_from", "file_fingerprint", "load_or_train",
-           "training_key"]
+__all__ = ["Recipe", "Trained", "array_fingerprint", "check_trained_from", "file_fingerprint",
+           "load_or_train", "training_key"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is made.
+
+    ``key``: everything that decides its weights (:func:`training_key`, plus what the recipe
+    adds); ``build(saved_key)``: a fresh model from a saved (or wanted) key; ``train(model)``:
+    train it in place, returning a JSON-serialisable dict saved beside the weights (its
+    ``history``, and anything else worth keeping); ``parents``: the checkpoints it is trained
+    from (``{"teacher": folder}``), whose file hashes join the key.
+    """
+
+    key: Mapping[str, Any]
+    build: Callable[[dict[str, Any]], nn.Module]
+    train: Callable[[nn.Module], dict[str, Any]]
+    parents: Mapping[str, str | Path] = field(default_factory=dict)
+
+
+class Trained(NamedTuple):
+    """A model from :func:`load_or_train`: the model (eval mode, on the device), its training
+    history (read back from the checkpoint when loaded) and whether it was loaded."""
+
+    model: nn.Module
+    history: dict[str, Any]
+    loaded: bool
 
 
 def training_key(model_config: Mapping[str, Any], train: Any, world_key: str) -> dict[str, Any]:
@@ -54,50 +87,44 @@ def file_fingerprint(path: str | Path) -> str:
         path = weights_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"parent checkpoint {str(path)!r} not found: train or load the "
-                                "parent model first (its getter saves it there)")
+                                "parent model first (the registry's factory saves it there)")
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def load_or_train(
     path: str | Path,
-    build: Callable[[dict[str, Any]], nn.Module],
-    train: Callable[[nn.Module], dict[str, Any]],
-    config: Mapping[str, Any],
+    recipe: Recipe,
     *,
-    parents: Mapping[str, str | Path] | None = None,
     device: torch.device | str = "cpu",
     may_train: bool = True,
     rebuild_hint: str = "",
-) -> tuple[nn.Module, dict[str, Any], bool]:
-    """The model at ``path`` if it was made from ``config`` and ``parents``; else trained, saved.
+) -> Trained:
+    """The model at ``path`` if it was made from ``recipe``'s key and parents; else trained, saved.
 
-    ``build(config)`` makes a fresh model from the saved (or wanted) config dict;
-    ``train(model)`` trains it in place on ``device`` and returns a JSON-serialisable dict
-    (its history, say) that is saved beside the weights. ``parents`` names the checkpoints this
-    one is trained from (``{"teacher": path}``); their file hashes join the key.
-
-    Returns ``(model, extra, loaded)``: the model on ``device`` in eval mode, the saved dict
-    (read back from the checkpoint when loaded), and whether it was loaded.
+    Returns :class:`Trained` ``(model, history, loaded)``: the model on ``device`` in eval mode,
+    the history ``recipe.train`` returned (read back from the checkpoint when loaded; any other
+    keys it returned beside ``history`` are merged into it), and whether it was loaded.
 
     ``may_train=False`` only loads (the release models): a missing checkpoint raises
     FileNotFoundError and one made from anything else ValueError listing the differences,
     both ending with ``rebuild_hint``.
     """
-    key = dict(config)
-    if parents:
-        key["parents"] = {name: file_fingerprint(p) for name, p in sorted(parents.items())}
+    key = dict(recipe.key)
+    if recipe.parents:
+        key["parents"] = {name: file_fingerprint(p) for name, p in sorted(recipe.parents.items())}
     if not may_train:
         check_trained_from(path, key, rebuild_hint)
     extra: dict[str, Any] = {}
 
     def train_and_keep(model: nn.Module) -> dict[str, Any]:
-        extra.update(train(model.to(device)))
+        extra.update(recipe.train(model.to(device)))
         return extra
 
-    model, loaded = load_if_present(path, build, train_and_keep, key)
+    model, loaded = load_if_present(path, recipe.build, train_and_keep, key)
     if loaded:
         extra = read_metadata(path)["extra"]
-    return model.to(device).eval(), extra, loaded
+    history = {**extra.get("history", {}), **{k: v for k, v in extra.items() if k != "history"}}
+    return Trained(model.to(device).eval(), history, loaded)
 
 
 def check_trained_from(path: str | Path, key: Mapping[str, Any], hint: str = "") -> None:

@@ -3,7 +3,7 @@
 Taught in notebooks/01_fast.ipynb.
 
 A checkpoint is either a Hugging Face model folder (a path without a suffix; the release
-models of ``data/release/`` and every getter's checkpoint) or two files side by side:
+models of ``data/release/`` and every registry model's checkpoint) or two files side by side:
 
 * ``FOLDER/model.safetensors`` or ``NAME.safetensors``: the model's ``state_dict``
   (``safetensors.torch.save_file``); tied tensors (one tensor under several names) are stored

@@ -16,7 +16,7 @@ from fastslow_lib.distill.groups import (
     GroupBatchSampler,
     check_teacher_covers,
     distillation_extra_loss,
-    get_distilled_model,
+    distilled_recipe,
     get_teacher_scores,
     group_distillation_loss,
     lookalike_groups,
@@ -28,9 +28,9 @@ from fastslow_lib.distill.groups import (
 )
 from fastslow_lib.distill.ranking import (
     candidate_distillation_loss,
-    get_ranking_student,
     ranking_candidates,
     ranking_extra_loss,
+    ranking_recipe,
 )
 
 __all__ = [
@@ -39,8 +39,7 @@ __all__ = [
     "candidate_distillation_loss",
     "check_teacher_covers",
     "distillation_extra_loss",
-    "get_distilled_model",
-    "get_ranking_student",
+    "distilled_recipe",
     "get_teacher_scores",
     "group_distillation_loss",
     "lookalike_groups",
@@ -48,6 +47,7 @@ __all__ = [
     "random_groups",
     "ranking_candidates",
     "ranking_extra_loss",
+    "ranking_recipe",
     "soft_cross_entropy",
     "teacher_scores",
     "training_captions",

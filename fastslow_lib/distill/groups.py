@@ -28,7 +28,7 @@ gain is not confused with the batches'.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,9 @@ import torch.nn.functional as F
 from fastslow_lib.config.checks import check_int, check_number
 from fastslow_lib.config.training import DistillConfig, FastTrainConfig
 from fastslow_lib.core.cache import (
+    Recipe,
     array_fingerprint,
     file_fingerprint,
-    load_or_train,
     training_key,
 )
 from fastslow_lib.core.checkpoint import cached_arrays
@@ -57,7 +57,7 @@ __all__ = [
     "DistillConfig",
     "GroupBatchSampler",
     "check_teacher_covers",
-    "get_distilled_model",
+    "distilled_recipe",
     "get_teacher_scores",
     "make_groups",
     "distillation_extra_loss",
@@ -381,41 +381,25 @@ def get_teacher_scores(
     return arrays["scores"], loaded
 
 
-def get_distilled_model(
-    world: World, tokenizer, preset, fast_model: torch.nn.Module, slow_model: torch.nn.Module,
-    checkpoint_dir: str | Path, *, device: torch.device | str = "cpu",
-    train_cfg: FastTrainConfig | None = None, distill_cfg: DistillConfig | None = None,
-    paths: Mapping[str, str | Path] | None = None, may_train: bool = True,
-    rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """The distilled Fast student of ``preset``: loaded if its checkpoint matches, else trained.
+def distilled_recipe(
+    world: World, tokenizer, fast_model_config: dict, train_cfg: FastTrainConfig,
+    distill_cfg: DistillConfig, *, fast_model: torch.nn.Module, slow_model: torch.nn.Module,
+    fast_checkpoint: str | Path, slow_checkpoint: str | Path, teacher_cache: str | Path,
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of the student of signal (a) (``create_model("fast_distilled")``; a
+    :class:`~fastslow_lib.core.cache.Recipe`).
 
-    Files in ``checkpoint_dir``: ``fast_<preset>.safetensors`` (plain Fast, ``fast_model``: it
-    mines the look-alike groups) and ``slow_<preset>.safetensors`` (the teacher, ``slow_model``)
-    are the student's parents (their file hashes join its key);
-    ``fast_distilled_<preset>.safetensors`` is the student and ``teacher_<preset>.safetensors``
-    the teacher's cached scores. Returns ``(model, info, loaded)``; ``info`` holds the training
-    history and the teacher's seconds.
-
-    ``train_cfg`` / ``distill_cfg`` replace the preset's budgets (the release student's), and
-    ``paths`` any of those four files (keys ``"fast"``, ``"slow"``, ``"student"``,
-    ``"teacher_scores"``; a model folder works as well as a ``.safetensors`` file).
-    ``may_train=False`` only loads (see :func:`~fastslow_lib.core.cache.load_or_train`).
+    ``fast_model`` (plain Fast, saved at ``fast_checkpoint``) mines the look-alike groups and
+    ``slow_model`` (the teacher, saved at ``slow_checkpoint``) scores them, cached at
+    ``teacher_cache`` (:func:`get_teacher_scores`); both checkpoints are the student's parents
+    (their file hashes join its key). ``train_cfg`` is the student's InfoNCE budget with
+    ``fast_model_config``'s towers, ``distill_cfg`` how it is distilled. The history keeps the
+    teacher's seconds (``teacher_seconds``).
     """
-    folder = Path(checkpoint_dir)
-    cfg = train_cfg if train_cfg is not None else preset.distill_demo()
-    dcfg = distill_cfg if distill_cfg is not None else preset.distill
-    files = {"fast": folder / f"fast_{preset.name}.safetensors",
-             "slow": folder / f"slow_{preset.name}.safetensors",
-             "student": folder / f"fast_distilled_{preset.name}.safetensors",
-             "teacher_scores": folder / f"teacher_{preset.name}.safetensors"}
-    unknown = sorted(set(paths or {}) - set(files))
-    if unknown:
-        raise ValueError(f"unknown paths {unknown}; expected some of {sorted(files)}")
-    files.update({k: Path(v) for k, v in (paths or {}).items()})
-    slow_ckpt, fast_ckpt = files["slow"], files["fast"]
+    cfg, dcfg = train_cfg, distill_cfg
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
-                              **preset.fast_model).to_dict()
+                              **fast_model_config).to_dict()
     config = {**training_key(model_config, cfg, world.config.key()), "distill": dcfg.to_dict()}
 
     def build(saved: dict) -> torch.nn.Module:
@@ -426,9 +410,9 @@ def get_distilled_model(
         info: dict[str, Any] = {}
         groups = make_groups(dcfg, fast_model, world.train, seed=cfg.seed, device=device)
         start = time.perf_counter()
-        teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_ckpt, groups, cfg,
-                                        files["teacher_scores"],
-                                        start_epoch=dcfg.start_epoch, device=device)
+        teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_checkpoint, groups, cfg,
+                                        teacher_cache, start_epoch=dcfg.start_epoch,
+                                        device=device)
         info["teacher_seconds"] = time.perf_counter() - start
         sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(world.train),
                                     group_share=dcfg.group_share, start_epoch=dcfg.start_epoch,
@@ -439,6 +423,5 @@ def get_distilled_model(
                                      desc="training distilled Fast")
         return info
 
-    return load_or_train(files["student"], build, train, config,
-                         parents={"teacher": slow_ckpt, "groups_from": fast_ckpt},
-                         device=device, may_train=may_train, rebuild_hint=rebuild_hint)
+    return Recipe(config, build, train, {"teacher": slow_checkpoint,
+                                         "groups_from": fast_checkpoint})

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from fastslow_lib.config.training import FastTrainConfig, RankingDistillConfig
-from fastslow_lib.core.cache import array_fingerprint, load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, array_fingerprint, training_key
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.world import Split, World
 from fastslow_lib.distill.groups import soft_cross_entropy
@@ -42,7 +42,7 @@ from fastslow_lib.fast.model import FastConfig
 from fastslow_lib.fast.training import build_dual_encoder, train_fast
 from fastslow_lib.slow.matching import mine_hard_negatives
 
-__all__ = ["candidate_distillation_loss", "get_ranking_student", "ranking_candidates",
+__all__ = ["candidate_distillation_loss", "ranking_candidates", "ranking_recipe",
            "ranking_extra_loss"]
 
 
@@ -121,16 +121,18 @@ def ranking_extra_loss(
     return extra
 
 
-def get_ranking_student(
+def ranking_recipe(
     world: World, tokenizer, fast_model_config: dict, train_cfg: FastTrainConfig,
-    cfg: RankingDistillConfig, checkpoint: str | Path,
+    cfg: RankingDistillConfig,
     candidates: np.ndarray | Callable[[], np.ndarray],
     teacher: np.ndarray | Callable[[], np.ndarray] | None, *, parents: dict[str, str | Path],
     inputs_key: dict[str, Any] | None = None,
     images: np.ndarray | Callable[[], np.ndarray] | None = None,
-    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """The signal-(b) student (or its control): loaded if its checkpoint matches, else trained.
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of the signal-(b) student or its control (``create_model("fast_ranked")``,
+    ``"fast_hard_negatives"``, ``"fast_binding_twins"``; a
+    :class:`~fastslow_lib.core.cache.Recipe`).
 
     Keyed on Fast's model and budget, ``cfg``, the fingerprints of ``candidates`` and
     ``teacher`` (None for the control) and the ``parents``' weights (the Fast model that mined
@@ -178,7 +180,4 @@ def get_ranking_student(
         return {"history": train_fast(model, world, tokenizer, train_cfg, device=device,
                                       extra_loss=extra, desc=desc)}
 
-    model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
-                                         device=device, may_train=may_train,
-                                         rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(config, build, train, parents)

@@ -10,7 +10,8 @@ Fast's batches and step:
   distillation term of notebook 03) computed from the same forward pass;
 * validation Recall@1 after every epoch, recorded in the history beside the temperature.
 
-:func:`get_fast_model` is the notebook's getter: the checkpoint when it matches, else training.
+:func:`fast_recipe` is how a Fast model is made (its key, build and training), for the registry's
+one load-or-train (:func:`fastslow_lib.registry.create_model`).
 
 Taught in notebooks/01_fast.ipynb.
 """
@@ -19,14 +20,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from fastslow_lib.config.training import FastTrainConfig
-from fastslow_lib.core.cache import load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, training_key
 from fastslow_lib.core.loop import fit
 from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.data.datasets import RetrievalProtocol, TrainPairs, make_collate
@@ -37,7 +37,7 @@ from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.fast.losses import info_nce
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 
-__all__ = ["ExtraLoss", "build_dual_encoder", "fast_batches", "fast_step", "get_fast_model",
+__all__ = ["ExtraLoss", "build_dual_encoder", "fast_batches", "fast_recipe", "fast_step",
            "train_fast", "validation_protocol", "validation_recall"]
 
 #: ``extra_loss(model, batch, img_emb, txt_emb, scale) -> loss`` is added to InfoNCE.
@@ -152,19 +152,16 @@ def build_dual_encoder(saved: dict[str, Any]) -> DualEncoder:
     return DualEncoder(FastConfig.from_dict(saved["model"]))
 
 
-def get_fast_model(
-    world: World,
-    tokenizer,
-    model_overrides: dict,
-    cfg: FastTrainConfig,
-    checkpoint: str | Path,
-    *,
-    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """The trained Fast model: loaded from ``checkpoint`` if it matches, else trained and saved.
+def fast_recipe(
+    world: World, tokenizer, model_overrides: dict, cfg: FastTrainConfig, *,
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of a Fast model (:class:`~fastslow_lib.core.cache.Recipe`): the dual encoder of
+    ``model_overrides`` trained with InfoNCE at budget ``cfg`` on ``world``.
 
-    Returns ``(model, history, loaded)``; ``history`` is the training history saved with the
-    checkpoint, so a notebook shows the same curves whether it trained or loaded.
+    :func:`fastslow_lib.registry.create_model` makes it (``create_model("fast")``); its
+    history is the one saved with the checkpoint, so a notebook shows the same curves whether
+    it trained or loaded.
     """
     model_config = FastConfig(
         vocab_size=len(tokenizer), max_len=cfg.max_len, **model_overrides
@@ -173,7 +170,4 @@ def get_fast_model(
     def train(model: torch.nn.Module) -> dict:
         return {"history": train_fast(model, world, tokenizer, cfg, device=device)}
 
-    model, extra, loaded = load_or_train(
-        checkpoint, build_dual_encoder, train, training_key(model_config, cfg, world.config.key()),
-        device=device, may_train=may_train, rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(training_key(model_config, cfg, world.config.key()), build_dual_encoder, train)

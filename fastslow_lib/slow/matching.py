@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fastslow_lib.config.training import SlowTrainConfig
-from fastslow_lib.core.cache import array_fingerprint, load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, array_fingerprint, training_key
 from fastslow_lib.data.captions import is_true
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.world import Split, World
@@ -43,7 +43,7 @@ from fastslow_lib.slow.model import MatchingModel, SlowConfig, SlowModel
 from fastslow_lib.slow.training import train_slow
 
 __all__ = ["CAPTION_WEIGHT", "HARD_NEGATIVES", "MATCHING_FROM", "RANDOM_NEGATIVES",
-           "get_matching_model", "itm_learned", "itm_step", "mine_hard_negatives",
+           "itm_learned", "matching_recipe", "itm_step", "mine_hard_negatives",
            "start_from_captioner"]
 
 
@@ -168,20 +168,20 @@ def start_from_captioner(model: MatchingModel, captioner: torch.nn.Module) -> Ma
     return model
 
 
-def get_matching_model(
+def matching_recipe(
     world: World,
     tokenizer,
     model_overrides: dict,
     cfg: SlowTrainConfig,
-    checkpoint: str | Path,
     negatives: np.ndarray | Callable[[], np.ndarray],
     *,
     init_from: str | Path | None = None,
     parents: dict[str, str | Path] | None = None,
     negatives_key: dict[str, Any] | None = None,
-    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """The trained ITM model: loaded from ``checkpoint`` if it matches, else trained and saved.
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of the ITM baseline (``create_model("itm")``;
+    :class:`~fastslow_lib.core.cache.Recipe`).
 
     ``negatives`` come from :func:`mine_hard_negatives` on ``world.train`` (or a function
     that mines them, called only if the model is trained: mining takes minutes). ``init_from`` is a
@@ -233,7 +233,4 @@ def get_matching_model(
         history["final_matching_loss"] = float(np.mean(matching[-per_epoch:]))
         return {"history": history}
 
-    model, extra, loaded = load_or_train(checkpoint, build, train, config,
-                                         parents=all_parents or None, device=device,
-                                         may_train=may_train, rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(config, build, train, all_parents)

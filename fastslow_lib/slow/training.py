@@ -21,14 +21,13 @@ Taught in notebooks/02_slow.ipynb.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from fastslow_lib.config.training import SlowTrainConfig
-from fastslow_lib.core.cache import load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, training_key
 from fastslow_lib.core.loop import fit
 from fastslow_lib.data.datasets import TrainPairs, images_to_tensor
 from fastslow_lib.data.world import Split, World
@@ -38,7 +37,7 @@ from fastslow_lib.slow.scoring import caption_tokens
 
 __all__ = [
     "build_slow_model",
-    "get_slow_model",
+    "slow_recipe",
     "shuffled_batches",
     "slow_batch",
     "slow_batches",
@@ -174,19 +173,13 @@ def build_slow_model(saved: dict[str, Any]) -> SlowModel:
     return SlowModel(SlowConfig.from_dict(saved["model"]))
 
 
-def get_slow_model(
-    world: World,
-    tokenizer,
-    model_overrides: dict,
-    cfg: SlowTrainConfig,
-    checkpoint: str | Path,
-    *,
-    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """The trained Slow captioner: loaded from ``checkpoint`` if it matches, else trained, saved.
-
-    Returns ``(model, history, loaded)`` like :func:`fastslow_lib.fast.training.get_fast_model`.
-    """
+def slow_recipe(
+    world: World, tokenizer, model_overrides: dict, cfg: SlowTrainConfig, *,
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of a Slow captioner: the :class:`SlowConfig` of ``model_overrides`` trained
+    at budget ``cfg`` on ``world`` (``create_model("slow")``; see
+    :func:`fastslow_lib.fast.training.fast_recipe`)."""
     model_config = SlowConfig(
         vocab_size=len(tokenizer), max_len=cfg.max_len, image_size=world.config.image_size,
         **model_overrides,
@@ -195,7 +188,4 @@ def get_slow_model(
     def train(model: torch.nn.Module) -> dict:
         return {"history": train_slow(model, world, tokenizer, cfg, device=device)}
 
-    model, extra, loaded = load_or_train(
-        checkpoint, build_slow_model, train, training_key(model_config, cfg, world.config.key()),
-        device=device, may_train=may_train, rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(training_key(model_config, cfg, world.config.key()), build_slow_model, train)

@@ -1,4 +1,4 @@
-"""Training the video models of notebook 05: load-or-train getters over the clip world.
+"""Training the video models of notebook 05: their recipes over the clip world.
 
 The loop and the steps are the image ones, unchanged (:func:`fastslow_lib.fast.training.train_fast`,
 :func:`fastslow_lib.slow.training.train_slow`): they read ``world.train`` / ``world.val``, and a
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from fastslow_lib.config.training import VideoSettings
-from fastslow_lib.core.cache import load_or_train, training_key
+from fastslow_lib.core.cache import Recipe, training_key
 from fastslow_lib.core.checkpoint import load_checkpoint
 from fastslow_lib.data.clips import FRAMES, ClipWorld
 from fastslow_lib.fast.model import FastConfig
@@ -26,7 +26,7 @@ from fastslow_lib.slow.model import SlowConfig
 from fastslow_lib.slow.training import build_slow_model, train_slow
 from fastslow_lib.video.model import VideoDualEncoder, VideoSlowModel
 
-__all__ = ["VideoSettings", "get_video_fast_model", "get_video_slow_model", "transfer_weights"]
+__all__ = ["VideoSettings", "transfer_weights", "video_fast_recipe", "video_slow_recipe"]
 
 
 def transfer_weights(source: torch.nn.Module, target: torch.nn.Module) -> tuple[list, list]:
@@ -49,17 +49,16 @@ def transfer_weights(source: torch.nn.Module, target: torch.nn.Module) -> tuple[
     return copied, skipped
 
 
-def get_video_fast_model(
-    world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
+def video_fast_recipe(
+    world: ClipWorld, tokenizer, settings: VideoSettings, *,
     temporal: str = "mean", init_from: str | Path | None = None,
-    device: torch.device | str = "cpu", may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """Fast for clips (``temporal`` pooling): loaded from ``checkpoint`` if it matches, else
-    trained with :func:`~fastslow_lib.fast.training.train_fast` and saved.
+    device: torch.device | str = "cpu",
+) -> Recipe:
+    """The recipe of Fast for clips (``temporal`` pooling), trained with
+    :func:`~fastslow_lib.fast.training.train_fast` (``create_model("video_fast_mean")``).
 
     ``init_from`` (the image Fast model's checkpoint) starts the frame tower from its vision
-    tower; its file hash joins the key. Returns ``(model, history, loaded)`` like
-    :func:`fastslow_lib.fast.training.get_fast_model`.
+    tower; its file hash joins the key. 
     """
     cfg = settings.fast_train
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
@@ -77,22 +76,18 @@ def get_video_fast_model(
         return {"history": train_fast(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
                                       desc=f"training video Fast ({temporal})")}
 
-    parents = {"image_model": init_from} if init_from is not None else None
-    model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
-                                         device=device,
-                                         may_train=may_train, rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(config, build, train,
+                  {"image_model": init_from} if init_from is not None else {})
 
 
-def get_video_slow_model(
-    world: ClipWorld, tokenizer, settings: VideoSettings, checkpoint: str | Path, *,
+def video_slow_recipe(
+    world: ClipWorld, tokenizer, settings: VideoSettings, *,
     init_from: str | Path | None = None, device: torch.device | str = "cpu",
-    may_train: bool = True, rebuild_hint: str = "",
-) -> tuple[torch.nn.Module, dict, bool]:
-    """Slow for clips: loaded from ``checkpoint`` if it matches, else trained and saved.
+) -> Recipe:
+    """The recipe of Slow for clips (``create_model("video_slow")``).
 
     ``init_from`` (the image Slow model's checkpoint) starts the space-time pyramid from its
-    pyramid, as in :func:`get_video_fast_model`.
+    pyramid, as in :func:`video_fast_recipe`.
     """
     cfg = settings.slow_train
     model_config = SlowConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
@@ -108,8 +103,5 @@ def get_video_slow_model(
         return {"history": train_slow(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
                                       desc="training video Slow")}
 
-    parents = {"image_model": init_from} if init_from is not None else None
-    model, extra, loaded = load_or_train(checkpoint, build, train, config, parents=parents,
-                                         device=device,
-                                         may_train=may_train, rebuild_hint=rebuild_hint)
-    return model, extra["history"], loaded
+    return Recipe(config, build, train,
+                  {"image_model": init_from} if init_from is not None else {})

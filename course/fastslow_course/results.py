@@ -130,17 +130,17 @@ def _cell(value: Any) -> str:
 def render_markdown(summary: Mapping[str, Any], results_dir: str | Path | None = None) -> str:
     """The markdown text of ``summary.md`` for a loaded summary.
 
-    It opens with the claims table (:func:`fastslow_lib.course.report.claims_table`: the
+    It opens with the claims table (:func:`fastslow_course.report.claims_table`: the
     paper's claims beside the measured numbers and the goals) and the course's wall time when
     ``make course`` recorded it (section ``course``), then lists every section's values.
     """
-    from fastslow_lib.course.report import RULE, claims_table
+    from fastslow_course.report import RULE, claims_table
 
     notes = summary.get(NOTES_KEY, {})
     lines = [
         "# Results summary",
         "",
-        f"Generated from `{JSON_NAME}` by `fastslow_lib.course.results.record`; "
+        f"Generated from `{JSON_NAME}` by `fastslow_course.results.record`; "
         "do not edit by hand.",
         "",
         "## Claims",

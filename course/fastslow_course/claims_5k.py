@@ -4,7 +4,7 @@ The 5K protocol (:func:`fastslow_lib.data.protocols.load_test5k`: 5,000 images w
 twin and a one-object neighbour of every test image, 25,000 queries) is measured once by
 ``scripts/test5k.py`` into ``results/test5k.json``. Each function here reads that file (as
 ``extra["test5k"]``) and returns ``(text, verdict, n)`` for one claim of
-:data:`fastslow_lib.course.report.CLAIMS`: the figures with their 95% intervals, the verdict by
+:data:`fastslow_course.report.CLAIMS`: the figures with their 95% intervals, the verdict by
 the course's rule, and the number of queries it was decided on (None for a timing). Each is
 decided on the largest query set the file holds for it: Fast on every query, Slow on everything
 on its exhaustive subset, the Slow-type models on Fast's short lists of the larger subset.

@@ -19,7 +19,7 @@ from 1990 to 2039), powers of ten written ``10^9``, and numbers inside words (``
 each with its reason, in ``notebooks/prose_exceptions.json``:
 ``{"01_fast": {"72.5": "the paper's Flickr30K R@1"}}``.
 
-    python -m fastslow_lib.course.prose [notebooks/*.ipynb]
+    python -m fastslow_course.prose [notebooks/*.ipynb]
 
 Taught in no notebook: it checks them all (the README's "How the numbers are checked").
 """

@@ -28,16 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from fastslow_lib.core.intervals import (
-    Estimate,
-    hits_at,
-    hits_from_bits,
-    paired_difference_interval,
-    proportion_interval,
-    smallest_within,
-    verdict,
-)
-from fastslow_lib.course.claims_5k import (
+from fastslow_course.claims_5k import (
     Decision,
     bidirectional_5k,
     captioning_vs_itm_5k,
@@ -46,6 +37,15 @@ from fastslow_lib.course.claims_5k import (
     rerank_speed_5k,
     slow_vs_fast_5k,
     upsampling_5k,
+)
+from fastslow_lib.core.intervals import (
+    Estimate,
+    hits_at,
+    hits_from_bits,
+    paired_difference_interval,
+    proportion_interval,
+    smallest_within,
+    verdict,
 )
 from fastslow_lib.rerank import shortlist_loss_bound
 

@@ -31,21 +31,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_course.manifest import sha256_file, show_path, verify_release
+from fastslow_course.release import Releases, as_device, git_commit, write_manifest
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.presets import Preset, get_preset
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.device import describe_device, machine_name
 from fastslow_lib.core.intervals import prediction_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.manifest import RELEASES, sha256_file, show_path, verify_release
-from fastslow_lib.course.release import Releases, as_device, git_commit, write_manifest
+from fastslow_lib.registry import REGISTRY
 
 __all__ = ["check_reproduction"]
 
 
 def _ancestors(name: str) -> list[str]:
     out: list[str] = []
-    for parent in RELEASES[name].parents:
+    for parent in REGISTRY[name].parents:
         out += [a for a in _ancestors(parent) + [parent] if a not in out]
     return out
 
@@ -72,8 +73,8 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
     sampling interval (``within_sampling`` keeps that one).
     """
     preset = preset or get_preset()
-    if name not in RELEASES:
-        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(REGISTRY)}")
     seeds = [check_int(s, "seed", minimum=0) for s in seeds]
     own_seed = _training_seed(preset, name)
     if own_seed in seeds or len(set(seeds)) < len(seeds):
@@ -91,7 +92,7 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
     _, history, _ = rel.get(name)
     seconds = time.perf_counter() - start
     figures = rel.validation(name)
-    spec = RELEASES[name]
+    spec = REGISTRY[name]
     checks = {}
     for key, value in entry["validation"].items():
         if not key.startswith("val_R@1"):

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_course.manifest import manifest, release_dir
 from fastslow_lib.config.presets import Preset
 from fastslow_lib.core.intervals import hits_from_bits
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.manifest import manifest, release_dir
 from fastslow_lib.data.protocols import TEST5K_VERSION
 
 __all__ = ["RERUN", "Kept5K"]

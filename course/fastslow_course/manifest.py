@@ -1,8 +1,9 @@
 """What the release models are, and how their files are checked against the manifest.
 
-:data:`RELEASES` lists every release model (parents first); ``data/release/MANIFEST.json`` keeps
+:data:`fastslow_lib.registry.REGISTRY` lists every release model (parents first);
+``data/release/MANIFEST.json`` keeps
 the sha256 of each one's files, and :func:`verify_release` checks them, naming any missing or
-altered file and how to restore or rebuild it. :mod:`fastslow_lib.course.release` loads, trains
+altered file and how to restore or rebuild it. :mod:`fastslow_course.release` loads, trains
 and reproduces the models themselves.
 
 Taught in notebooks/01_fast.ipynb (section "Release models").
@@ -13,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastslow_lib.config.presets import Preset
 from fastslow_lib.core.checkpoint import CONFIG_NAME, TRAINING_NAME, WEIGHTS_NAME
 from fastslow_lib.core.paths import repo_root
+from fastslow_lib.registry import REGISTRY
 
-__all__ = ["ABLATIONS", "FILES", "MANIFEST_NAME", "RELEASES", "STUDENTS", "SLOW_VAL_QUERIES",
-           "TRAIN_MODES", "ReleaseSpec", "chosen_student", "manifest", "rebuild_hint",
+__all__ = ["FILES", "MANIFEST_NAME", "STUDENTS", "SLOW_VAL_QUERIES",
+           "TRAIN_MODES", "chosen_student", "manifest", "rebuild_hint",
            "release_dir", "sha256_file", "show_path", "train_mode", "verify_release"]
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -33,46 +34,6 @@ TRAIN_MODES = ("release", "full")
 #: Validation queries a Slow-type model scores against the whole validation gallery.
 SLOW_VAL_QUERIES = 100
 
-
-@dataclass(frozen=True)
-class ReleaseSpec:
-    """One release model: its name (= folder), what it is, where it is taught, its parents."""
-
-    name: str
-    what: str
-    notebook: str
-    parents: tuple[str, ...] = ()
-    #: ``fast`` (scored by embeddings) or ``slow`` (scored pair by pair).
-    kind: str = "fast"
-    clips: bool = False
-
-
-#: Every release model, parents before children (the order ``make reproduce`` trains them in).
-RELEASES: dict[str, ReleaseSpec] = {s.name: s for s in (
-    ReleaseSpec("fast", "the Fast dual encoder", "01_fast"),
-    ReleaseSpec("slow", "the Slow captioner (two upsampling steps, both directions)",
-                "02_slow", kind="slow"),
-    ReleaseSpec("fast_distilled", "Fast distilled from Slow", "03_distill",
-                ("fast", "slow")),
-    ReleaseSpec("video_fast_mean", "video Fast, mean over frames", "05_video", ("fast",),
-                clips=True),
-    ReleaseSpec("video_fast_transformer", "video Fast, a transformer over frames", "05_video",
-                ("fast",), clips=True),
-    ReleaseSpec("video_slow", "video Slow (space-time pyramid)", "05_video", ("slow",),
-                kind="slow", clips=True),
-    ReleaseSpec("slow_forward_only", "ablation: Slow with the forward decoder only", "02_slow",
-                kind="slow"),
-    ReleaseSpec("slow_coarse_only", "ablation: Slow without upsampling (stride 32 only)",
-                "02_slow", kind="slow"),
-    ReleaseSpec("itm", "baseline: image-text matching head on Slow's trunk", "02_slow",
-                ("fast", "slow_forward_only"), kind="slow"),
-    ReleaseSpec("fast_ranked", "Fast distilled from Slow's ranking of its hard negatives",
-                "03_distill", ("fast", "slow")),
-    ReleaseSpec("fast_hard_negatives", "control: Fast with the same hard negatives, no teacher",
-                "03_distill", ("fast",)),
-    ReleaseSpec("fast_binding_twins", "upper bound: Fast with each caption's binding twin as "
-                "a negative", "03_distill"),
-)}
 
 #: The distilled students (notebook 03): the one with the best validation R@1 is the course's
 #: distilled Fast, the one notebook 04 re-ranks with (:func:`chosen_student`).
@@ -88,13 +49,6 @@ def chosen_student(root: str | Path) -> str:
         raise FileNotFoundError(f"no distilled student in {show_path(Path(root) / MANIFEST_NAME)}: "
                                 "run `make reproduce ONLY=fast_distilled`")
     return max(have, key=lambda n: (models[n]["validation"]["val_R@1"], -STUDENTS.index(n)))
-
-
-#: What the ablations change in the preset's Slow model.
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "slow_forward_only": {"bidirectional": False},
-    "slow_coarse_only": {"layer_strides": (32, 32, 32)},
-}
 
 
 def train_mode() -> str:
@@ -165,8 +119,8 @@ def verify_release(name: str, root: str | Path) -> dict[str, Any]:
     A model the manifest does not list, a missing file or an altered one raises
     (FileNotFoundError / ValueError) naming the file and how to restore or rebuild it.
     """
-    if name not in RELEASES:
-        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(RELEASES)}")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown release model {name!r}; expected one of {sorted(REGISTRY)}")
     root = Path(root)
     entry = manifest(root)["models"].get(name)
     hint = rebuild_hint(name, root)

@@ -6,7 +6,7 @@ A block sits between two HTML comments that Markdown does not show::
     ...
     <!-- end generated: claims -->
 
-``make readme`` (``python -m fastslow_lib.course.readme``) rewrites every block from
+``make readme`` (``python -m fastslow_course.readme``) rewrites every block from
 ``results/summary.json``; ``make course`` runs it at the end, and a unit test fails when a block
 is stale, so the README's claims rows are always those of ``results/summary.md``.
 
@@ -23,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from fastslow_course.release import manifest
+from fastslow_course.report import RULE, claims_rows, claims_table
+from fastslow_course.results import load_outcomes, load_summary
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
-from fastslow_lib.course.release import RELEASES, manifest
-from fastslow_lib.course.report import RULE, claims_rows, claims_table
-from fastslow_lib.course.results import load_outcomes, load_summary
+from fastslow_lib.registry import REGISTRY
 
 __all__ = ["BLOCKS", "fill_blocks", "generated_blocks", "update_readme"]
 
@@ -337,7 +338,7 @@ def _release(_: Mapping, folder: Path) -> str:
     lines = ["| release model | what | budget | training | validation | weights |",
              "|---|---|---|---|---|---|"]
     total = 0.0
-    for name, spec in RELEASES.items():
+    for name, spec in REGISTRY.items():
         e = models.get(name)
         if e is None:
             lines.append(f"| `{name}` | {spec.what} | not built yet | | | |")
@@ -437,7 +438,7 @@ def update_readme(readme: str | Path | None = None, results_dir: str | Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m fastslow_lib.course.readme [--check]``."""
+    """``python -m fastslow_course.readme [--check]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if a block is stale")
     args = parser.parse_args(argv)
