@@ -38,10 +38,7 @@ the value. The full paths (``from fastslow_lib.fast.model import DualEncoder``) 
 
 from __future__ import annotations
 
-import sys
-import types
-from difflib import get_close_matches
-from importlib import import_module
+from fastslow_lib.core.namespace import flat_namespace
 
 __version__ = "0.1.0"
 
@@ -133,53 +130,4 @@ EXPORTS: dict[str, tuple[str, ...]] = {
                               "model_spec", "register"),
 }
 
-def _index(*tables: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """name -> module, over every table; a name listed twice is an error."""
-    index: dict[str, str] = {}
-    for table in tables:
-        for module, names in table.items():
-            for name in names:
-                if name in index:
-                    raise ValueError(f"{name!r} is listed twice: under {index[name]} and {module}")
-                index[name] = module
-    return index
-
-
-_MODULE_OF: dict[str, str] = _index(EXPORTS)
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> object:
-    """``fs.NAME``: import NAME's module on first use, keep the value for the next."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        close = get_close_matches(name, __all__, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}{hint}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*__all__, *(k for k in globals() if k.startswith("__"))})
-
-
-class _FlatPackage(types.ModuleType):
-    """The package's module type: a flat name that is also a submodule's name (the function
-    ``rerank`` of the module ``fastslow_lib.rerank``) keeps meaning the function.
-
-    Importing a submodule binds it on its package (``fastslow_lib.rerank = <module>``), which
-    would make ``fs.rerank`` the module once anything imported it; that binding is skipped for
-    those names. ``from fastslow_lib.rerank import ...`` and ``sys.modules`` are unaffected.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in _MODULE_OF and isinstance(value, types.ModuleType) \
-                and value.__name__ == f"{__name__}.{name}":
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _FlatPackage
+__all__, __getattr__, __dir__ = flat_namespace(__name__, EXPORTS)
