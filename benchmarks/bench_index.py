@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import statistics
@@ -47,9 +46,9 @@ import faiss
 import numpy as np
 import torch
 
-from fastslow_lib.core.device import machine_name
-from fastslow_lib.core.paths import repo_root
-from fastslow_lib.fast.index import VectorIndex, recall_at_k
+from fastslow_course.experiment import provenance, write_result
+from fastslow_lib.fast.exact_search import recall_at_k
+from fastslow_lib.fast.index import VectorIndex
 from fastslow_lib.scale.costs import clustered_unit_vectors, noisy_queries, random_unit_vectors
 
 KINDS = ("flat", "ivf", "hnsw", "ivfpq")
@@ -325,9 +324,8 @@ def main() -> None:
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
 
-    machine = machine_name()
     log(
-        f"machine: {machine}; faiss {faiss.__version__}, {args.threads} threads; "
+        f"machine: {provenance()['machine']}; faiss {faiss.__version__}, {args.threads} threads; "
         f"random unit vectors (not model embeddings), d = {args.dim}, {args.queries} noisy-copy "
         f"queries (noise {args.noise}), k = {args.k}"
     )
@@ -344,7 +342,6 @@ def main() -> None:
     judge_goal(args.sizes[-1], results[str(args.sizes[-1])], args)
 
     out = {
-        "machine": machine,
         "faiss_version": faiss.__version__,
         "faiss_gpus": faiss.get_num_gpus(),
         "threads": args.threads,
@@ -373,9 +370,7 @@ def main() -> None:
         "goal": goal,
         "results": results,
     }
-    path = args.out or Path(repo_root()) / "results" / "bench_index.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path = write_result(args.out or "bench_index", out, indent=1)
     log(f"wrote {path}")
 
 

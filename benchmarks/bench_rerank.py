@@ -35,17 +35,16 @@ committed ``results/bench_rerank_gpu_qb16.json`` and ``_qb200.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fastslow_course.experiment import write_result
 from fastslow_course.release import release_model
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
-from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.timing import StageTimer, synchronize
 from fastslow_lib.data import generate_distractors, load_world
 from fastslow_lib.fast.evaluate import embed_images
@@ -72,7 +71,6 @@ def main() -> None:
     preset = get_preset(args.preset)
     world = load_world(preset.world)
     tok = world.tokenizer()
-    root = repo_root()
     # The release models (data/release/; FASTSLOW_TRAIN=full trains them at the release budget).
     fast, _, _ = release_model("fast", preset, device=device, world=world)
     slow, _, _ = release_model("slow", preset, device=device, world=world)
@@ -152,14 +150,11 @@ def main() -> None:
         print(f"  N={r['N']}: " + ", ".join(f"{k} {v:.2f}" for k, v in
                                            r["stages_ms_per_query"].items()))
     result = {
-        "machine": machine_name(), "device": describe_device(device), "threads": args.threads,
-        "query_block": args.query_block,
+        "threads": args.threads, "query_block": args.query_block,
         "preset": preset.name, "queries": args.queries, "base_queries": args.base_queries,
         "rows": rows,
     }
-    out_path = args.out or root / "results" / "bench_rerank.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=1) + "\n")
+    out_path = write_result(args.out or "bench_rerank", result, device=device, indent=1)
     print(f"wrote {out_path}")
 
 

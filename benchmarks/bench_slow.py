@@ -20,20 +20,20 @@ wall-clock on whatever else the machine is running; the ratio is from one run.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fastslow_course.experiment import provenance, write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
-from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.data import load_world
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.tokenizer import encode
-from fastslow_lib.slow.model import SlowConfig, SlowModel, token_logprobs
+from fastslow_lib.slow.decoder import token_logprobs
+from fastslow_lib.slow.model import SlowConfig, SlowModel
 from fastslow_lib.slow.scoring import slow_scores
 
 
@@ -112,20 +112,18 @@ def main() -> None:
                     "pairs_per_s": batched.size / batched_s},
     }
     ratio = rows["batched"]["pairs_per_s"] / rows["naive"]["pairs_per_s"]
-    print(f"Slow scoring on {machine_name()}, {describe_device(device)}, "
+    stamp = provenance(device=device)
+    print(f"Slow scoring on {stamp['machine']}, {stamp['device']}, "
           f"{model.num_parameters() / 1e6:.2f}M parameters")
     print(f"{'scorer':<10}{'pairs':>10}{'seconds':>10}{'pairs/s':>12}")
     for name, r in rows.items():
         print(f"{name:<10}{r['pairs']:>10}{r['seconds']:>10.2f}{r['pairs_per_s']:>12.0f}")
     print(f"batched / naive = {ratio:.1f}x (goal >= 10x): "
           f"{'met' if ratio >= 10 else 'NOT met'}")
-    out = {"machine": machine_name(), "device": describe_device(device), "threads": args.threads,
-           "preset": preset.name, "config": model.config.to_dict(),
+    out = {"threads": args.threads, "preset": preset.name, "config": model.config.to_dict(),
            "parameters": model.num_parameters(), "rows": rows, "ratio": ratio,
            "goal_ratio": 10.0, "goal_met": bool(ratio >= 10)}
-    path = args.out or Path(repo_root()) / "results" / "bench_slow.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path = write_result(args.out or "bench_slow", out, device=device, indent=1)
     print(f"wrote {path}")
 
 

@@ -14,15 +14,14 @@ for Fast and 5 for Slow.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from fastslow_course.experiment import provenance, write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
-from fastslow_lib.core.paths import repo_root
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.seed import seed_everything
 from fastslow_lib.core.timing import synchronize
 from fastslow_lib.data import load_world
@@ -76,18 +75,16 @@ def main() -> None:
         print(f"Slow: {hist['seconds']:.1f} s, {hist['steps']} steps, "
               f"final loss {hist['final_loss']:.3f}", flush=True)
 
-    print(f"\nTraining the {preset.name} preset on {machine_name()}, {describe_device(device)}"
+    stamp = provenance(device=device)
+    print(f"\nTraining the {preset.name} preset on {stamp['machine']}, {stamp['device']}"
           f" (world loaded or generated in {world_s:.1f} s)")
     print(f"{'model':<6}{'params':>10}{'steps':>8}{'seconds':>10}{'steps/s':>10}  quality")
     for name, r in rows.items():
         quality = ", ".join(f"{k} {v:.3f}" for k, v in r["quality"].items())
         print(f"{name:<6}{r['parameters']:>10,}{r['steps']:>8}{r['seconds']:>10.1f}"
               f"{r['steps_per_s']:>10.2f}  {quality}")
-    out = {"machine": machine_name(), "device": describe_device(device), "threads": args.threads,
-           "preset": preset.name, "world_seconds": world_s, "rows": rows}
-    path = args.out or Path(repo_root()) / "results" / "bench_train.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    out = {"threads": args.threads, "preset": preset.name, "world_seconds": world_s, "rows": rows}
+    path = write_result(args.out or "bench_train", out, device=device, indent=1)
     print(f"wrote {path}")
 
 

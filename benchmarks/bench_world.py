@@ -7,16 +7,14 @@ and writes ``results/bench_world.json``. The README quotes its figures with the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
+from fastslow_course.experiment import provenance, write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import machine_name
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import generate_split, load_world
 
@@ -46,11 +44,10 @@ def main() -> None:
         "every split + probe read from the cache (s)": cached,
         "generation / cache read": gen_all / cached,
     }
-    print(f"machine: {machine_name()}; preset {args.preset}; {len(train)} training images")
+    print(f"machine: {provenance()['machine']}; preset {args.preset}; {len(train)} training images")
     for k, v in rows.items():
         print(f"  {k:<48} {v:8.2f}")
     out = {
-        "machine": machine_name(),
         "preset": args.preset,
         "threads": args.threads,
         "n_train_images": len(train),
@@ -59,9 +56,7 @@ def main() -> None:
         "cache_read_s": round(cached, 3),
         "cpu_count": os.cpu_count(),
     }
-    path = Path(repo_root()) / "results" / "bench_world.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path = write_result("bench_world", out, indent=1)
     print(f"wrote {path.relative_to(repo_root())}")
 
 

@@ -89,7 +89,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     # fast
     "fastslow_lib.fast.config": ("MAX_LOGIT_SCALE", "FastConfig"),
     "fastslow_lib.fast.towers": ("TextTower",),
-    "fastslow_lib.fast.model": ("DualEncoder",),
+    "fastslow_lib.fast.model": ("DualEncoder", "FastOutput"),
     "fastslow_lib.fast.losses": ("info_nce",),
     "fastslow_lib.fast.training": ("fast_recipe",),
     "fastslow_lib.fast.evaluate": (
@@ -105,7 +105,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "fastslow_lib.slow.config": ("SlowConfig",),
     "fastslow_lib.slow.decoder": ("Attention",),
     "fastslow_lib.slow.pyramid": ("position_code_2d",),
-    "fastslow_lib.slow.model": ("SlowModel",),
+    "fastslow_lib.slow.model": ("MatchingOutput", "SlowModel", "SlowOutput"),
     "fastslow_lib.slow.scoring": (
         "caption_tokens", "length_blocks", "slow_pair_scores", "slow_scores", "spread_blocks",
     ),

@@ -32,7 +32,8 @@ from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.intervals import Estimate, proportion_interval
 from fastslow_lib.core.metrics import ranks_of_gt
 from fastslow_lib.core.timing import StageTimer
-from fastslow_lib.fast.evaluate import embed_texts
+from fastslow_lib.data.tokenizer import check_texts
+from fastslow_lib.fast.evaluate import embed_texts_unchecked
 from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.slow.scoring import (
     Cache,
@@ -44,23 +45,8 @@ from fastslow_lib.slow.scoring import (
     slow_pair_scores,
 )
 
-__all__ = ["RerankResult", "SlowGallery", "check_queries", "lookup_reranked_ranks", "rerank",
+__all__ = ["RerankResult", "SlowGallery", "lookup_reranked_ranks", "rerank", "rerank_unchecked",
            "reranked_ranks", "shortlist_loss_bound"]
-
-
-def check_queries(queries: Sequence[str]) -> list[str]:
-    """``queries`` as a list; a clear error for an empty list or an empty / non-str query."""
-    if isinstance(queries, str):
-        raise TypeError("queries must be a list of strings, not one string: wrap it in [...]")
-    queries = list(queries)
-    if not queries:
-        raise ValueError("no queries given: pass at least one query string")
-    for i, q in enumerate(queries):
-        if not isinstance(q, str):
-            raise TypeError(f"query {i} is a {type(q).__name__}, not a str")
-        if not q.strip():
-            raise ValueError(f"query {i} is empty: type some words to search for")
-    return queries
 
 
 class SlowGallery:
@@ -118,8 +104,10 @@ class SlowGallery:
         image_block: int = 64, progress_bar=None,
     ) -> np.ndarray:
         """Slow-on-everything: ``(len(texts), N)`` scores against every cached image."""
-        texts = check_queries(texts)
-        tokens = caption_tokens(self.checked(tokenizer), texts, max_len)
+        texts = check_texts(texts, "queries")
+        check_int(max_len, "max_len", 3)
+        check_vocabulary(self.model, tokenizer)
+        tokens = caption_tokens(tokenizer, texts, max_len)
 
         def cache_of(i0: int, i1: int) -> Cache:
             return {name: [(k[i0:i1], v[i0:i1]) for k, v in layers]
@@ -133,26 +121,30 @@ class SlowGallery:
         self, tokenizer, texts: Sequence[str], candidates: np.ndarray, *, max_len: int,
     ) -> np.ndarray:
         """``(len(texts), k)``: text ``i`` scored against its own ``candidates[i]`` images."""
-        texts = check_queries(texts)
+        texts = check_texts(texts, "queries")
+        check_int(max_len, "max_len", 3)
+        check_vocabulary(self.model, tokenizer)
         cand = np.asarray(candidates)
         if cand.ndim != 2 or cand.shape[0] != len(texts):
             raise ValueError(f"candidates must be (n_texts={len(texts)}, k), got {cand.shape}")
         if cand.size and (cand.min() < 0 or cand.max() >= len(self)):
             raise ValueError(f"candidate ids must be in [0, {len(self)}), got "
                              f"[{cand.min()}, {cand.max()}]")
+        return self._candidate_scores(tokenizer, texts, cand, max_len)
+
+    @torch.no_grad()
+    def _candidate_scores(
+        self, tokenizer, texts: Sequence[str], cand: np.ndarray, max_len: int,
+    ) -> np.ndarray:
+        """:meth:`candidate_scores` of checked input (its callers check it once)."""
         k = cand.shape[1]
-        tokens = caption_tokens(self.checked(tokenizer), texts, max_len)
+        tokens = caption_tokens(tokenizer, texts, max_len)
         # Row (i, j) = text i against candidate j: text i's tokens repeated k times, each row
         # reading its own image's cached keys/values (group=1).
         rows = {name: {key: v.to(self.device).repeat_interleave(k, dim=0)
                        for key, v in d.items()} for name, d in tokens.items()}
         total = score_rows(self.model, rows, kv=self.select(cand.reshape(-1)), group=1)
         return total.view(len(texts), k).numpy()
-
-    def checked(self, tokenizer):
-        """The tokenizer itself, once checked against the model's vocabulary."""
-        check_vocabulary(self.model, tokenizer)
-        return tokenizer
 
 
 @dataclass
@@ -185,19 +177,41 @@ def rerank(
     Slow re-scores them ``query_block`` queries at a time (``query_block * k`` pairs per decoder
     pass), in order of length (so a block is padded to nearly its own length). Stages are timed
     into ``timer`` (a new one if None): "text encoding", "index search", "slow re-scoring".
+
+    The public entry point: the queries, ``k``, ``max_len`` and the tokenizer against Slow's
+    vocabulary are checked here, once; :func:`rerank_unchecked` does the work and trusts them.
     """
-    queries = check_queries(queries)
+    queries = check_texts(queries, "queries")
     check_int(k, "k", allow_numpy=True)
+    check_int(max_len, "max_len", 3)
     if k > len(gallery):
         raise ValueError(f"k={k} is larger than the gallery ({len(gallery)} images)")
     if index.ntotal != len(gallery):
         raise ValueError(f"the index holds {index.ntotal} vectors but the Slow gallery "
                          f"{len(gallery)} images: build both from the same gallery")
+    check_vocabulary(gallery.model, tokenizer)
+    return rerank_unchecked(queries, fast_model=fast_model, tokenizer=tokenizer, index=index,
+                            gallery=gallery, k=k, fast_weight=fast_weight, max_len=max_len,
+                            query_block=query_block, timer=timer)
+
+
+def rerank_unchecked(
+    queries: Sequence[str], *, fast_model: torch.nn.Module, tokenizer, index,
+    gallery: SlowGallery, k: int, fast_weight: float = 0.0, max_len: int = 48,
+    query_block: int = 16, timer: StageTimer | None = None,
+) -> RerankResult:
+    """:func:`rerank` for input a public entry point has checked once already.
+
+    For callers that validate their own input first (the course's search box checks its one
+    query, ``k`` and the tokenizer itself): nothing here checks the queries, ``k`` or the
+    vocabulary again, not per block of queries either.
+    """
     timer = StageTimer(gallery.device) if timer is None else timer
     before = timer.totals()
     device = next(fast_model.parameters()).device
     with timer.stage("text encoding"):
-        q = embed_texts(fast_model, tokenizer, queries, max_len=max_len, device=device)
+        q = embed_texts_unchecked(fast_model, tokenizer, queries, max_len=max_len,
+                                  device=device)
     with timer.stage("index search"):
         fsc, fids = index.search(q.numpy(), k)
     with timer.stage("slow re-scoring"):
@@ -206,8 +220,8 @@ def rerank(
         ssc = np.zeros(fids.shape, dtype=np.float32)
         for s in range(0, len(queries), query_block):
             rows = order[s : s + query_block]
-            ssc[rows] = gallery.candidate_scores(tokenizer, [queries[i] for i in rows],
-                                                 fids[rows], max_len=max_len)
+            ssc[rows] = gallery._candidate_scores(tokenizer, [queries[i] for i in rows],
+                                                  fids[rows], max_len)
     final = ssc + float(fast_weight) * fsc
     order = np.argsort(-final, axis=1, kind="stable")  # best first; ties keep Fast's order
     after = timer.totals()
@@ -226,7 +240,7 @@ def reranked_ranks(
     own rank where the right image is not in its top ``k``. The evaluation form of
     :func:`rerank` (exact scores, no index, no cache): notebook 02 compares objectives with it.
     """
-    queries = check_queries(queries)
+    queries = check_texts(queries, "queries")
     check_int(k, "k", allow_numpy=True)
     if fast_scores.shape != (len(queries), len(gallery)) or not 1 <= k <= len(gallery):
         raise ValueError(f"fast_scores must be (queries={len(queries)}, images={len(gallery)}) "

@@ -30,19 +30,17 @@ About a minute on 2 cores (scoring only; the models come from data/release/).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fastslow_course.experiment import write_result
 from fastslow_course.release import Releases, manifest
-from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.metrics import ranks_of_gt
-from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.data.captions import CAPTION_KINDS, caption_kind
 from fastslow_lib.fast.evaluate import fast_pair_scorer, fast_scores, probe_outcomes
@@ -127,16 +125,14 @@ def main() -> None:
     # The upper bound's negatives: how many captions have a binding twin, and of which kind.
     twins = rel.twin_candidates()[2] if "fast_binding_twins" in released else None
     out = {
-        "machine": machine_name(), "device": describe_device(device),
-        "date": dt.date.today().isoformat(), "preset": preset.name,
+        "preset": preset.name,
         "world": world.config.key(), "queries": len(test.queries), "gallery": len(test.gallery),
         "caption_kinds": {k: int((kinds == k).sum()) for k in CAPTION_KINDS},
         "ranking": preset.release_budgets().ranking.to_dict(),
         "results": results, "not_built": missing, "ranking_targets": targets,
         "twins": preset.release_budgets().twins.to_dict(), "twins_made": twins,
     }
-    path = args.out or repo_root() / "results" / "distill_signals.json"
-    path.write_text(compact_json(out) + "\n")
+    path = write_result(args.out or "distill_signals", out, device=device)
     print(f"wrote {path}")
 
 

@@ -39,8 +39,8 @@ import time
 import numpy as np
 import torch
 
+from fastslow_course.experiment import result_path, write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import machine_name
 from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol, load_world
@@ -157,17 +157,17 @@ def main() -> None:
     student = Models(preset, torch.device("cpu"), ckpt / "student", world=world, parents=live,
                      budgets=dataclasses.replace(budgets, fast_train=preset.distill_demo()),
                      cache_dir=ckpt)
-    out_path = root / "results" / "distill_sweep.json"
+    out_path = result_path("distill_sweep")
     longer = args.epochs is not None and args.epochs != cfg.epochs
     if longer:
         if args.epochs < 2:
             raise SystemExit(f"--epochs must be at least 2, got {args.epochs}")
         start_scale = args.epochs / cfg.epochs
         cfg = dataclasses.replace(cfg, epochs=args.epochs)
-        out_path = root / "results" / f"distill_sweep_{args.epochs}ep.json"
+        out_path = result_path(f"distill_sweep_{args.epochs}ep")
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
-    result.update({"machine": machine_name(), "preset": preset.name,
-                   "preset_distill": preset.distill.to_dict(), "fast_train": cfg.to_dict()})
+    result.update({"preset": preset.name, "preset_distill": preset.distill.to_dict(),
+                   "fast_train": cfg.to_dict()})
     runs = result.setdefault("runs", {})
 
     if longer:  # a plain Fast at the longer budget, trained here and not saved
@@ -197,7 +197,7 @@ def main() -> None:
                         "lookalike_acc": round(lookalike_accuracy(slow_group, world.val,
                                                                   val_groups), 2)}
         print("Fast", runs["Fast"], "\nSlow", runs["Slow"], flush=True)
-        out_path.write_text(json.dumps(result, indent=1) + "\n")
+        write_result(out_path, result, indent=1)
 
     for name, changes in VARIANTS.items():
         if args.only is not None and name not in args.only:
@@ -230,8 +230,8 @@ def main() -> None:
                       "val_R@1": [round(v, 2) for v in history["val_R@1"]],
                       **evaluate(model, tok, world, cfg.max_len, val_groups)}
         print(name, runs[name], flush=True)
-        out_path.write_text(json.dumps(result, indent=1) + "\n")
-    out_path.write_text(json.dumps(result, indent=1) + "\n")
+        write_result(out_path, result, indent=1)
+    write_result(out_path, result, indent=1)
     print(f"wrote {out_path}")
 
 

@@ -26,18 +26,17 @@ About 25 minutes on 2 cores (Slow on everything at about 0.3 s per query).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 
 import numpy as np
 import torch
 
-from fastslow_course.release import Releases, chosen_student, git_commit, manifest
-from fastslow_course.results import compact_json
+from fastslow_course.experiment import write_result
+from fastslow_course.release import Releases, chosen_student, manifest
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import (
     hits_as_bits,
     hits_at,
@@ -111,15 +110,12 @@ def main() -> None:
                          "reranked_hits": {str(k): hits_as_bits(h) for k, h in hits.items()}}
     print(f"Slow on everything: R@1 {proportion_interval(slow_hits)} on {len(test.queries):,} "
           f"queries ({'loaded' if loaded else f'{seconds:.0f} s'})")
-    record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),
-              "date": dt.date.today().isoformat(), "commit": git_commit(),
-              "world": world.config.key(),
+    record = {"world": world.config.key(),
               "queries": len(test.queries), "gallery": len(test.gallery), "Ks": list(KS),
               "slow_sha256": released["slow"]["sha256"]["model.safetensors"],
               "slow_seconds": None if loaded else round(seconds, 1),
               "slow_all_ranks": slow_ranks.tolist(), "models": models}
-    path = repo_root() / "results" / "rerank_all_queries.json"
-    path.write_text(compact_json(record) + "\n")
+    path = write_result("rerank_all_queries", record, preset=preset, device=device)
     print("wrote", path.relative_to(repo_root()))
 
 

@@ -38,19 +38,17 @@ A few minutes on 2 cores (scoring only; the models come from data/release/).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from pathlib import Path
 
 import torch
 
+from fastslow_course.experiment import result_path, write_result
 from fastslow_course.release import Releases, manifest
-from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.metrics import ranks_of_gt
-from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import (
     fast_pair_scorer,
@@ -127,7 +125,7 @@ def main() -> None:
     cfg = preset.release_budgets().slow_train
     protocols = ablation_protocols(world, preset.slow_queries)
     released = manifest(rel.root)["models"]
-    path = args.out or repo_root() / "results" / "slow_ablations.json"
+    path = result_path(args.out or "slow_ablations")
     old = json.loads(path.read_text())["results"] if path.is_file() and args.only else {}
     results: dict[str, dict] = {}
     missing = [release for release in VARIANTS.values() if release not in released]
@@ -167,9 +165,7 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - t0:.0f} s",
               {k: v for k, v in metrics.items() if k.endswith("R@1") or k == "probe"}, flush=True)
     out = {
-        "machine": machine_name(), "device": describe_device(device),
-        "date": dt.date.today().isoformat(), "preset": preset.name,
-        "slow_model": preset.slow_model, "slow_train": cfg.to_dict(),
+        "preset": preset.name, "slow_model": preset.slow_model, "slow_train": cfg.to_dict(),
         "world": world.config.key(), "queries": len(protocols["test"].queries),
         "protocols": {"test": f"{len(protocols['test'].queries)} test queries x "
                               f"{len(protocols['test'].gallery)} images (exhaustive)",
@@ -179,7 +175,7 @@ def main() -> None:
         "results": results,
         "not_built": missing,
     }
-    path.write_text(compact_json(out) + "\n")
+    write_result(path, out, device=device)
     print(f"wrote {path}")
 
 

@@ -35,19 +35,18 @@ About 70 minutes on 2 cores (Slow on everything: 5M decoder pairs).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fastslow_course.release import Releases, chosen_student, git_commit, manifest
-from fastslow_course.results import compact_json
+from fastslow_course.experiment import write_result
+from fastslow_course.release import Releases, chosen_student, manifest
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import hits_as_bits, hits_at, proportion_interval
 from fastslow_lib.core.metrics import r1_ceiling
 from fastslow_lib.core.paths import repo_root
@@ -231,8 +230,6 @@ def main() -> None:
 
     truth_counts = p5.truth.sum(axis=1)
     record = {
-        "preset": preset.name, "machine": machine_name(), "device": describe_device(device),
-        "date": dt.date.today().isoformat(), "commit": git_commit(),
         "world": world.config.key(), "version": TEST5K_VERSION,
         "protocol": {"images": len(p5.gallery), "queries": n_q,
                      "parts": parts_5k(world.test, TEST5K_IMAGES),
@@ -251,8 +248,8 @@ def main() -> None:
         "shortlists": short_out,
         "timing": timing,
     }
-    path = Path(args.out) if args.out else repo_root() / "results" / "test5k.json"
-    path.write_text(compact_json(record) + "\n")
+    path = write_result(Path(args.out) if args.out else "test5k", record, preset=preset,
+                        device=device)
     print("wrote", path)
 
 

@@ -17,15 +17,14 @@ About 4 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastslow_course.experiment import write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import machine_name
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import load_world
 from fastslow_lib.data.tokenizer import encode
@@ -99,14 +98,13 @@ def main() -> None:
     args = parser.parse_args()
     world = load_world(get_preset("cpu").world)
     tok = world.tokenizer()
-    out = {"machine": machine_name(), "threads": args.threads, "steps": args.steps,
+    out = {"threads": args.threads, "steps": args.steps,
            "task": "9 yes/no answers per caption: does it name a (shape, colour) pair; "
                    "exact match on validation captions with >= 2 colours and >= 2 shapes",
            "encoders": {}}
     for encoder in ("bert", "modernbert"):
         out["encoders"][encoder] = run(encoder, world, tok, args.steps, args.every, args.threads)
-    path = repo_root() / "results" / "text_binding.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    path = write_result("text_binding", out, indent=2)
     print("wrote", path.relative_to(repo_root()))
 
 

@@ -53,13 +53,14 @@ class _CurrentEnvSpecs(KernelSpecManager):
 
 
 def _machine() -> str:
+    """The machine, as the results files' provenance names it (a rough line without the tools)."""
     try:
-        from fastslow_lib.core.device import machine_name
+        from fastslow_course.experiment import provenance
     except ImportError:
         import platform
 
         return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    return machine_name()
+    return provenance()["machine"]
 
 
 def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, float, str | None]:

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Train the Fast dual encoder on several processes with DistributedDataParallel.
 
-    torchrun --nproc_per_node 2 scripts/train_ddp.py --preset tiny [--out path.safetensors]
+    torchrun --nproc_per_node 2 scripts/train_ddp.py --preset tiny [--out FOLDER]
 
 Every process trains its slice of each global batch of the preset's Fast budget
 (``fastslow_lib.scale.distributed.train_fast_ddp``: the same seed, optimiser, schedule and batch
-order as ``train_fast``); rank 0 saves the weights as a course checkpoint (``.safetensors``
-plus a ``.json`` of config and history; default ``checkpoints/fast_ddp_<preset>.safetensors``)
-and prints the final loss and the seconds. On the CPU (gloo) each process uses one torch
-thread; with CUDA each process uses GPU ``LOCAL_RANK`` (nccl). Note: BatchNorm normalises with
-each rank's slice, not the global batch (see the docstring of fastslow_lib/scale/distributed.py).
+order as ``train_fast``); rank 0 saves the weights as a course checkpoint (a model
+folder: ``model.safetensors``, ``training.json``, ``config.json``; default
+``checkpoints/fast_ddp_<preset>``) and prints the final loss and the seconds. On the CPU
+(gloo) each process uses one torch thread; with CUDA each process uses GPU ``LOCAL_RANK``
+(nccl). Note: BatchNorm normalises with each rank's slice, not the global batch (see the
+docstring of fastslow_lib/scale/distributed.py).
 """
 
 from __future__ import annotations
@@ -40,14 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="world and budget (default: $FASTSLOW_PRESET, else cpu)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="weights file to write on rank 0 (must end in .safetensors)")
+                        help="model folder to write on rank 0")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="where the world is cached (default: the course's data cache)")
     parser.add_argument("--validate", action="store_true",
                         help="validation Recall@1 on rank 0 after every epoch")
     args = parser.parse_args(argv)
-    if args.out is not None and args.out.suffix != ".safetensors":
-        parser.error(f"--out must end in .safetensors, got {str(args.out)!r}")
+    if args.out is not None and args.out.suffix:
+        parser.error(f"--out is a model folder (no suffix), got {str(args.out)!r}")
     return args
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         if info.device.type == "cpu":
             torch.set_num_threads(1)  # one core per process
         preset = get_preset(args.preset)
-        out = args.out or repo_root() / "checkpoints" / f"fast_ddp_{preset.name}.safetensors"
+        out = args.out or repo_root() / "checkpoints" / f"fast_ddp_{preset.name}"
         # Rank 0 generates and caches the world and tokenizer first; the others then read them
         # (all ranks writing the same cache files at once could corrupt them).
         if info.is_main:

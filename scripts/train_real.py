@@ -9,7 +9,7 @@ of each, for a quick run), trains the Fast dual encoder with the preset's budget
 (``--epochs``, ``--batch-size``, ``--lr`` override it) and reports text-to-image and image-to-text
 Recall@1/5/10 on the test split (all its captions against all its images: Flickr30K's and COCO's
 1k / 5k test protocols). Writes the weights to
-``checkpoints/real_<dataset>_<vision>_<text>.safetensors`` and the figures to
+``checkpoints/real_<dataset>_<vision>_<text>/`` (a model folder) and the figures to
 ``results/real_<dataset>_<vision>_<text>.json`` (machine, device, budget, metrics).
 Nothing is downloaded: see ``fastslow_lib.scale.real_training`` and the README.
 """
@@ -17,8 +17,6 @@ Nothing is downloaded: see ``fastslow_lib.scale.real_training`` and the README.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import sys
 from dataclasses import replace
@@ -27,9 +25,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never download (before transformers loads)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from fastslow_course.experiment import stamped, write_result  # noqa: E402
 from fastslow_lib.config.presets import PRESETS, get_preset  # noqa: E402
 from fastslow_lib.core.checkpoint import save_checkpoint  # noqa: E402
-from fastslow_lib.core.device import describe_device, machine_name, pick_device  # noqa: E402
+from fastslow_lib.core.device import pick_device  # noqa: E402
 from fastslow_lib.core.paths import repo_root  # noqa: E402
 from fastslow_lib.data.karpathy import load_karpathy  # noqa: E402
 from fastslow_lib.scale.real_training import (  # noqa: E402
@@ -82,19 +81,16 @@ def main(argv: list[str] | None = None) -> dict:
                                   weights_dir=root / "checkpoints", device=device)
     dataset = data.test.name.split("-")[0]
     name = f"real_{dataset}_{args.vision}_{args.text}"
-    record = {
-        "machine": machine_name(), "device": describe_device(device),
-        "date": dt.date.today().isoformat(), "preset": preset.name, "dataset": dataset,
+    record = stamped({
+        "preset": preset.name, "dataset": dataset,
         "vision": args.vision, "text": args.text, "image_size": args.image_size,
         "images": {s: len(getattr(data, s)) for s in ("train", "val", "test")},
         "train": out["train"], "train_seconds": round(out["history"]["seconds"], 1),
         "val_R@1": out["history"]["val_R@1"], "test": out["test"],
-    }
-    save_checkpoint(out["model"], root / "checkpoints" / f"{name}.safetensors",
+    }, device=device)
+    save_checkpoint(out["model"], root / "checkpoints" / name,
                     out["model"].config, extra={"run": record})
-    path = root / "results" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_result(name, record, device=device, indent=2, results_dir=root / "results")
     t = out["test"]
     print(f"{dataset} test ({record['images']['test']} images): text-to-image R@1 {t['R@1']:.1f} "
           f"R@5 {t['R@5']:.1f} R@10 {t['R@10']:.1f}; image-to-text R@1 {t.get('i2t_R@1', 0):.1f}; "

@@ -24,7 +24,6 @@ About six minutes per two-epoch trial on 2 cores.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -32,16 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fastslow_course.experiment import result_path, write_result
 from fastslow_course.manifest import SLOW_VAL_QUERIES
 from fastslow_course.release import Releases, manifest, release_dir
-from fastslow_course.results import compact_json
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import SlowTrainConfig
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.metrics import ranks_of_gt
-from fastslow_lib.core.paths import repo_root
 from fastslow_lib.core.seed import seed_everything
 from fastslow_lib.data import RetrievalProtocol
 from fastslow_lib.fast.evaluate import fast_scores
@@ -81,7 +79,7 @@ def main() -> None:
     fast_hits = hits_at(ranks_of_gt(fast_test, test.gt), 1)
     val = RetrievalProtocol.from_split(world.val)
     val = val.restrict(val.query_subset(min(SLOW_VAL_QUERIES, len(val.queries)), seed=0))
-    path = args.out or repo_root() / "results" / "itm_trials.json"
+    path = result_path(args.out or "itm_trials")
     trunk = manifest(release_dir(preset))["models"]["slow_forward_only"]
     start_sha = trunk["sha256"][WEIGHTS_NAME]
     old = json.loads(path.read_text()) if path.is_file() else {}
@@ -126,8 +124,7 @@ def main() -> None:
               f"{trials[name]['matching_loss_per_epoch']}; val R@1 "
               f"{trials[name][f'val_R@1_{len(val.queries)}q']}; re-ranking Fast's top 10: "
               f"{proportion_interval(hits_at(rr, 1))} ({gain.signed()} over Fast)", flush=True)
-        out = {"machine": machine_name(), "device": describe_device(device),
-               "date": dt.date.today().isoformat(), "preset": preset.name,
+        out = {"preset": preset.name,
                "world": world.config.key(), "start": "slow_forward_only (release)",
                "start_sha256": start_sha, "start_budget": trunk["budget"],
                "fast_R@1": proportion_interval(fast_hits).to_dict(),
@@ -136,7 +133,7 @@ def main() -> None:
                # the release recipe's record on this trunk, where one was kept (notebook 02)
                **({"earlier_release": old["earlier_release"]}
                   if same_trunk and "earlier_release" in old else {})}
-        path.write_text(compact_json(out) + "\n")
+        write_result(path, out, device=device)
     print(f"wrote {path}")
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import torch
 
+from fastslow_course.experiment import write_result
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import SlowTrainConfig
-from fastslow_lib.core.device import machine_name
 from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.data import RetrievalProtocol, load_world
 from fastslow_lib.fast.evaluate import probe_accuracy
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--splits", nargs="+", default=["test", "small"])
-    parser.add_argument("--save", default=None, help="save the trained model here (.safetensors)")
+    parser.add_argument("--save", default=None, help="save the trained model to this model folder")
     parser.add_argument("--json", default=None, help="add this run's figures to this JSON file")
     parser.add_argument("--name", default=None, help="the run's name in --json")
     args = parser.parse_args()
@@ -91,12 +91,12 @@ def main() -> None:
     if args.json:
         path = Path(args.json)
         data = json.loads(path.read_text()) if path.exists() else {}
-        data.update({"machine": machine_name(), "world": world.config.key(),
+        data.update({"world": world.config.key(),
                      "protocol": f"test: query_subset({args.queries}, seed=0) x the "
                                  "1,000 test images (notebook 02's subset when 200); probe: all "
                                  "pairs"})
         data.setdefault("runs", {})[args.name] = {"date": time.strftime("%Y-%m-%d"), **run}
-        path.write_text(json.dumps(data, indent=1) + "\n")
+        write_result(path, data, indent=1)
         print("wrote", path)
 
 

@@ -28,16 +28,15 @@ scores for a new seed's groups).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from dataclasses import replace
 
 import numpy as np
 import torch
 
-from fastslow_course.release import Releases, git_commit, manifest
-from fastslow_course.results import compact_json
+from fastslow_course.experiment import write_result
+from fastslow_course.release import Releases, manifest
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.fast.config import DEFAULT_VISION_KWARGS
@@ -95,12 +94,9 @@ def main() -> None:
         teacher = paired_difference_interval(hits[a], hits[c]).signed()
         pooling = paired_difference_interval(hits[c], hits["fast"]).signed()
         print(f"seed {seed}: distilled - plain R@1 {teacher}; plain - release Fast {pooling}")
-    record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),
-              "date": dt.date.today().isoformat(), "commit": git_commit(),
-              "seeds": args.seeds, "vision_kwargs": vision, "fast_train": b.fast_train.to_dict(),
+    record = {"seeds": args.seeds, "vision_kwargs": vision, "fast_train": b.fast_train.to_dict(),
               "distill": b.distill.to_dict(), "world": world.config.key(), "results": results}
-    path = repo_root() / "results" / "spatial_student.json"
-    path.write_text(compact_json(record) + "\n")
+    path = write_result("spatial_student", record, preset=preset, device=device)
     print("wrote", path.relative_to(repo_root()))
 
 

@@ -34,7 +34,6 @@ the captions those epochs show).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,13 +41,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastslow_course.release import Releases, git_commit, manifest
-from fastslow_course.results import compact_json
+from fastslow_course.experiment import write_result
+from fastslow_course.release import Releases, manifest
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import DistillConfig, FastTrainConfig
 from fastslow_lib.core.cache import Recipe, load_or_train, training_key
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
-from fastslow_lib.core.device import describe_device, machine_name, pick_device
+from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.distill.groups import (
@@ -180,13 +179,11 @@ def main() -> None:
         if base in hits:
             print(f"seed {seed}: continued - release Fast "
                   f"{paired_difference_interval(hits[base], hits['fast']).signed()}")
-    record = {"preset": preset.name, "machine": machine_name(), "device": describe_device(device),
-              "date": dt.date.today().isoformat(), "commit": git_commit(), "seeds": args.seeds,
+    record = {"seeds": args.seeds,
               "arms": {a: ARMS[a] for a in args.arms}, "epochs": args.epochs, "lr": args.lr,
               "distill": replace(b.distill, start_epoch=0).to_dict(), "soft_tau": SOFT_TAU,
               "ranking": b.ranking.to_dict(), "world": world.config.key(), "results": results}
-    path = repo_root() / "results" / "warm_student.json"
-    path.write_text(compact_json(record) + "\n")
+    path = write_result("warm_student", record, preset=preset, device=device)
     print("wrote", path.relative_to(repo_root()))
 
 

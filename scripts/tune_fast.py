@@ -22,8 +22,8 @@ import time
 
 import torch
 
+from fastslow_course.experiment import result_path, write_result
 from fastslow_lib.config.presets import get_preset
-from fastslow_lib.core.device import machine_name
 from fastslow_lib.core.metrics import text_to_image_metrics
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data import RetrievalProtocol, load_world
@@ -78,9 +78,10 @@ def main() -> None:
     args = parser.parse_args()
     world = load_world(get_preset("cpu").world)
     tok = world.tokenizer()
-    out_path = repo_root() / "results" / "tune_fast.json"
+    out_path = result_path("tune_fast")
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results.setdefault("trials", {})
+    results.setdefault("machine", None)  # the provenance's place (write_result stamps it)
     for name in args.only or list(TRIALS):
         start = time.perf_counter()
         results["trials"][name] = run_trial(name, world, tok, args.threads)
@@ -88,10 +89,9 @@ def main() -> None:
         print(f"{name:28s} val R@1 {row['val_R@1']:5.1f}  probe {row['probe']:5.1f}  "
               f"({row['train_seconds']:.0f} s training, {time.perf_counter() - start:.0f} s)",
               flush=True)
-        results["machine"] = machine_name()
         results["threads"] = args.threads
         results["selection"] = "validation split (1,000 images, 5,000 captions) and the probe"
-        out_path.write_text(json.dumps(results, indent=2) + "\n")
+        write_result(out_path, results, indent=2)
     print("wrote", out_path.relative_to(repo_root()))
 
 

@@ -170,17 +170,18 @@ def test_world_cache_roundtrip(tmp_cache):
         assert again.splits[name].scripts == first.splits[name].scripts
     assert np.array_equal(again.probe.images_b, first.probe.images_b)
     assert len(first.tokenizer()) > 30
-    (first.folder / "test.npz").write_bytes(b"not a zip")
+    (first.folder / "test.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(OSError, match="clip split 'test'.*unreadable.*delete the folder"):
         load_clip_world(TINY, tmp_cache)
 
 
 def test_clip_world_reads_the_same_files_as_the_image_world(tmp_cache):
-    """One cache layout for both worlds: config.json, then <name>.npz + <name>.json per item."""
+    """One cache layout for both worlds: config.json, then <name>.safetensors + <name>.json
+    per item."""
     world = load_clip_world(TINY, tmp_cache)
     assert world.folder == tmp_cache / f"clips-{TINY.key()}"
     assert {p.name for p in world.folder.iterdir()} == {"config.json"} | {
-        f"{n}.{ext}" for n in ("train", "val", "test", "probe") for ext in ("npz", "json")}
+        f"{n}.{ext}" for n in ("train", "val", "test", "probe") for ext in ("safetensors", "json")}
     assert load_clip_world(TINY, use_cache=False).folder is None
 
 

@@ -254,7 +254,7 @@ def test_get_teacher_scores_caches_and_keys_on_the_teacher(tok, world, fast, tmp
     torch.manual_seed(0)
     slow = SlowModel(SlowConfig(vocab_size=len(tok), width=32, heads=2,
                                 vision_kwargs=TINY_VISION)).eval()
-    ckpt = save_checkpoint(slow, tmp_path / "slow.safetensors", slow.config.to_dict())
+    ckpt = save_checkpoint(slow, tmp_path / "slow", slow.config.to_dict())
     groups = lookalike_groups(fast, world.train, 4)
     cfg = FastTrainConfig(epochs=1, batch_size=32)
     cache = tmp_path / "teacher.safetensors"
@@ -281,16 +281,16 @@ def test_the_student_is_keyed_on_its_teacher_and_on_the_fast_model_that_mined_it
     from fastslow_lib.slow.training import slow_recipe
 
     preset = get_preset("tiny")
-    fast, _, _ = load_or_train(tmp_path / "fast_tiny.safetensors",
+    fast, _, _ = load_or_train(tmp_path / "fast_tiny",
                                fast_recipe(world, tok, preset.fast_model, preset.fast_train))
-    slow, _, _ = load_or_train(tmp_path / "slow_tiny.safetensors",
+    slow, _, _ = load_or_train(tmp_path / "slow_tiny",
                                slow_recipe(world, tok, preset.slow_model, preset.slow_train))
 
     def student_of(slow):
         return load_or_train(tmp_path / "student", distilled_recipe(
             world, tok, preset.fast_model, preset.distill_demo(), preset.distill,
-            fast_model=fast, slow_model=slow, fast_checkpoint=tmp_path / "fast_tiny.safetensors",
-            slow_checkpoint=tmp_path / "slow_tiny.safetensors",
+            fast_model=fast, slow_model=slow, fast_checkpoint=tmp_path / "fast_tiny",
+            slow_checkpoint=tmp_path / "slow_tiny",
             teacher_cache=tmp_path / "teacher.safetensors"))
 
     student, info, loaded = student_of(slow)
@@ -302,8 +302,8 @@ def test_the_student_is_keyed_on_its_teacher_and_on_the_fast_model_that_mined_it
     assert set(meta["config"]["parents"]) == {"teacher", "groups_from"}
     with torch.no_grad():
         slow.forward_decoder.embed.weight.mul_(2.0)
-    save_checkpoint(slow, tmp_path / "slow_tiny.safetensors",
-                    read_metadata(tmp_path / "slow_tiny.safetensors")["config"])  # retrained
+    save_checkpoint(slow, tmp_path / "slow_tiny",
+                    read_metadata(tmp_path / "slow_tiny")["config"])  # retrained
     with pytest.warns(UserWarning, match="parents"):
         _, _, loaded = student_of(slow)
     assert not loaded

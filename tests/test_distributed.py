@@ -21,8 +21,9 @@ from fastslow_lib.config.presets import get_preset
 from fastslow_lib.config.training import FastTrainConfig
 from fastslow_lib.data import TrainPairs, load_world, make_collate
 from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.fast.config import DEFAULT_VISION_KWARGS, FastConfig
 from fastslow_lib.fast.losses import info_nce
-from fastslow_lib.fast.model import DEFAULT_VISION_KWARGS, DualEncoder, FastConfig
+from fastslow_lib.fast.model import DualEncoder
 from fastslow_lib.fast.training import train_fast
 from fastslow_lib.scale.distributed import (
     ENV_VARS,

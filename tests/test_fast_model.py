@@ -15,19 +15,17 @@ from shared import CAPTIONS, TINY_VISION
 from transformers import BertModel, ModernBertModel
 
 from fastslow_lib.data.tokenizer import build_tokenizer, encode
-from fastslow_lib.fast.evaluate import embed_images, embed_texts
-from fastslow_lib.fast.input_checks import check_images, check_tokens
-from fastslow_lib.fast.losses import info_nce
-from fastslow_lib.fast.model import (
+from fastslow_lib.fast.config import (
     DEFAULT_VISION_KWARGS,
     MAX_LOGIT_SCALE,
     TEXT_ENCODERS,
-    DualEncoder,
     FastConfig,
-    TextTower,
-    VisionTower,
-    bert_config,
 )
+from fastslow_lib.fast.evaluate import embed_images, embed_texts
+from fastslow_lib.fast.input_checks import check_images, check_tokens
+from fastslow_lib.fast.losses import info_nce
+from fastslow_lib.fast.model import DualEncoder, FastOutput
+from fastslow_lib.fast.towers import TextTower, VisionTower, bert_config
 
 CAPTION, TWIN = CAPTIONS[0], CAPTIONS[1]  # the same words, colours swapped
 
@@ -158,6 +156,10 @@ def test_embeddings_have_the_right_shape_and_unit_norm(model, tok):
     assert scale.shape == ()
     assert float(scale) == pytest.approx(1 / 0.07, rel=1e-5)
     assert model.temperature == pytest.approx(0.07, rel=1e-5)
+    with torch.no_grad():
+        out = model(images(3), batch["input_ids"], batch["attention_mask"])
+    assert isinstance(out, FastOutput)  # typed, and still a tuple
+    assert out.img_emb is out[0] and out.txt_emb is out[1] and out.logit_scale is out[2]
 
 
 def test_logit_scale_starts_at_log_1_over_t_and_is_clamped_at_100(tok):

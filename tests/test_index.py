@@ -17,8 +17,8 @@ import torch
 
 import fastslow_lib.fast.faiss_index as faiss_index_mod
 import fastslow_lib.fast.index as index_mod
-from fastslow_lib.fast.exact_search import sort_ties_by_id
-from fastslow_lib.fast.index import VectorIndex, exact_search, recall_at_k
+from fastslow_lib.fast.exact_search import exact_search, recall_at_k, sort_ties_by_id
+from fastslow_lib.fast.index import VectorIndex
 
 DIM = 32
 

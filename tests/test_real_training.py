@@ -135,6 +135,6 @@ def test_train_real_script_on_the_coco_fixture(tmp_path):
     assert record["train"]["lr"] == 1e-4 and record["train"]["epochs"] == 2
     assert set(record["test"]) >= {"R@1", "R@5", "R@10", "i2t_R@1"}
     assert len(record["val_R@1"]) == 2
-    assert (tmp_path / "checkpoints" / "real_coco_scratch_minilm.safetensors").is_file()
+    assert (tmp_path / "checkpoints" / "real_coco_scratch_minilm" / "model.safetensors").is_file()
     with pytest.raises(SystemExit):
         train_real.main(["--split-file", "x.json", "--images", ".", "--vision", "vit"])

@@ -17,7 +17,6 @@ from fastslow_lib.fast.index import VectorIndex
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.rerank import (
     SlowGallery,
-    check_queries,
     lookup_reranked_ranks,
     rerank,
     reranked_ranks,
@@ -155,7 +154,7 @@ def test_rerank_bad_input(setup):
     with pytest.raises(ValueError, match="no queries"):
         rerank([], k=3, **kw)
     with pytest.raises(TypeError, match="not one string"):
-        check_queries("a red circle")
+        rerank("a red circle", k=3, **kw)
     small = VectorIndex(16, backend="torch")
     small.add(embed_images(fast, protocol.gallery[:10]).numpy())
     with pytest.raises(ValueError, match="same gallery"):

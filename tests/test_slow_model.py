@@ -10,15 +10,16 @@ from shared import CAPTIONS, TINY_VISION
 
 from fastslow_lib.data.tokenizer import build_tokenizer, encode
 from fastslow_lib.fast.input_checks import check_images
+from fastslow_lib.slow.config import SlowConfig
+from fastslow_lib.slow.decoder import Attention, token_logprobs
 from fastslow_lib.slow.model import (
-    Attention,
     MatchingModel,
-    SlowConfig,
+    MatchingOutput,
     SlowModel,
+    SlowOutput,
     length_chunk_plan,
-    position_code_2d,
-    token_logprobs,
 )
+from fastslow_lib.slow.pyramid import position_code_2d
 from fastslow_lib.slow.scoring import (
     caption_tokens,
     length_blocks,
@@ -234,6 +235,20 @@ def test_an_itm_training_step_reads_no_tensor_value(tok):
         out = model(x, encode(tok, CAPTIONS, 16), x.flip(0), caption_weight=0.5)
         out["loss"].backward()
     assert model.head.weight.grad is not None
+
+
+def test_forward_outputs_are_typed_and_still_read_as_dicts(tok):
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 64, 64)
+    fwd, bwd = encode(tok, CAPTIONS, 16), encode(tok, CAPTIONS, 16, reverse=True)
+    with torch.no_grad():
+        out = SlowModel(tiny(tok)).eval()(x, fwd, bwd)
+        itm = MatchingModel(tiny(tok)).eval()(x, fwd, x.flip(0))
+    assert isinstance(out, SlowOutput) and list(out) == ["forward", "backward", "loss"]
+    assert out.loss is out["loss"] and "backward" in out and dict(**out)["forward"] is out.forward
+    torch.testing.assert_close(out.loss, out.forward + out.backward)
+    assert isinstance(itm, MatchingOutput) and list(itm) == ["matching", "loss", "accuracy"]
+    assert itm.caption is None and itm.get("caption") is None and "caption" not in itm
 
 
 def test_training_steps_lower_the_loss(tok):

@@ -96,7 +96,7 @@ def test_train_slow_lowers_the_loss(world, tok):
 
 def test_a_slow_model_trains_once_then_loads(world, tok, tmp_path):
     cfg = SlowTrainConfig(epochs=1, batch_size=32)
-    path = tmp_path / "slow.safetensors"
+    path = tmp_path / "slow"
     m1, h1, loaded1 = load_or_train(path, slow_recipe(world, tok, SMALL, cfg))
     assert not loaded1 and checkpoint_exists(path)
     m2, h2, loaded2 = load_or_train(path, slow_recipe(world, tok, SMALL, cfg))
@@ -139,7 +139,7 @@ def test_hard_negatives_are_never_the_own_image_nor_true(world, tok, fast):
 def test_itm_learns_to_tell_matches_from_hard_negatives(world, tok, fast, tmp_path):
     neg = mine_hard_negatives(fast, tok, world.train, k=4, pool=16)
     cfg = SlowTrainConfig(epochs=6, batch_size=32, lr=3e-3)
-    model, h, loaded = load_or_train(tmp_path / "itm.safetensors",
+    model, h, loaded = load_or_train(tmp_path / "itm",
                                      matching_recipe(world, tok, SMALL, cfg, neg))
     assert isinstance(model, MatchingModel) and not loaded
     per_epoch = len(world.train) // cfg.batch_size

@@ -353,7 +353,7 @@ def test_unknown_words_rejects_non_string(tiny: PreTrainedTokenizerFast) -> None
 
 
 def test_helpers_reject_something_that_is_not_a_fast_tokenizer() -> None:
-    with pytest.raises(TypeError, match="tok must be a transformers.PreTrainedTokenizerFast"):
+    with pytest.raises(TypeError, match="tokenizer must be a transformers.PreTrainedTokenizerFast"):
         encode("not a tokenizer", ["red"], 5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="build_tokenizer or load_tokenizer"):
         decode(None, [2, 3])  # type: ignore[arg-type]

@@ -147,7 +147,7 @@ def test_a_fast_model_trains_once_then_loads(world, tok, tmp_path):
 
     torch.set_num_threads(1)
     preset = get_preset("tiny")
-    ck = tmp_path / "fast.safetensors"
+    ck = tmp_path / "fast"
     m1, h1, loaded1 = load_or_train(ck, fast_recipe(world, tok, preset.fast_model,
                                                     preset.fast_train))
     m2, h2, loaded2 = load_or_train(ck, fast_recipe(world, tok, preset.fast_model,

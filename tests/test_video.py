@@ -98,16 +98,16 @@ def test_slow_scores_on_clips_see_order(clips, ctok, one_thread):
 
 def test_training_rerank_and_checkpoints_reuse_the_image_pipeline(clips, ctok, tmp_path,
                                                                    one_thread):
-    f, hist, loaded = load_or_train(tmp_path / "vf.safetensors", video_fast_recipe(
+    f, hist, loaded = load_or_train(tmp_path / "vf", video_fast_recipe(
         clips, ctok, SETTINGS, temporal="transformer"))
     assert not loaded and len(hist["loss"]) == hist["steps"] > 0
     assert np.isfinite(hist["loss"]).all()
-    again, _, loaded = load_or_train(tmp_path / "vf.safetensors", video_fast_recipe(
+    again, _, loaded = load_or_train(tmp_path / "vf", video_fast_recipe(
         clips, ctok, SETTINGS, temporal="transformer"))
     assert loaded and again.temporal == "transformer"
     for a, b in zip(f.state_dict().values(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
-    s, shist, loaded = load_or_train(tmp_path / "vs.safetensors",
+    s, shist, loaded = load_or_train(tmp_path / "vs",
                                      video_slow_recipe(clips, ctok, SETTINGS))
     assert not loaded and np.isfinite(shist["loss"]).all()
 
@@ -180,9 +180,9 @@ def test_video_checkpoints_are_keyed_on_the_image_checkpoint_they_start_from(cli
 
     torch.manual_seed(0)
     image = DualEncoder(FastConfig(vocab_size=len(ctok), **SETTINGS.fast_model))
-    parent = save_checkpoint(image, tmp_path / "fast_image.safetensors",
+    parent = save_checkpoint(image, tmp_path / "fast_image",
                              {"model": image.config.to_dict()})
-    path = tmp_path / "vf.safetensors"
+    path = tmp_path / "vf"
     _, _, loaded = load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS, init_from=parent))
     assert not loaded
     _, _, loaded = load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS, init_from=parent))
@@ -196,4 +196,4 @@ def test_video_checkpoints_are_keyed_on_the_image_checkpoint_they_start_from(cli
     assert not loaded
     with pytest.raises(FileNotFoundError, match="parent checkpoint"):
         load_or_train(path, video_fast_recipe(clips, ctok, SETTINGS,
-                                              init_from=tmp_path / "missing.safetensors"))
+                                              init_from=tmp_path / "missing"))

@@ -73,5 +73,5 @@ def test_widget_callbacks_without_a_browser(demo, world):
 
 def test_index_and_gallery_must_match_the_images(demo, world):
     with pytest.raises(ValueError, match="must hold"):
-        SearchDemo(fast_model=demo.fast, slow_model=demo.slow, tokenizer=demo.tok,
+        SearchDemo(fast_model=demo.fast, slow_model=demo.slow, tokenizer=demo.tokenizer,
                    images=world.test.images[:10], index=demo.index, gallery=demo.gallery)

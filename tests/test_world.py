@@ -207,7 +207,7 @@ def test_load_world_caches_and_reloads_identically(tmp_path):
 
 def test_truncated_cache_gives_a_clear_error(tmp_path):
     w = load_world(TINY, tmp_path)
-    path = w.folder / "test.npz"
+    path = w.folder / "test.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(OSError, match="split 'test'.*unreadable.*delete the folder"):
         load_world(TINY, tmp_path)
@@ -225,7 +225,7 @@ def test_cache_layout_and_use_cache_false(tmp_path):
     assert w.folder == tmp_path / f"world-{TINY.key()}"
     names = {p.name for p in w.folder.iterdir()}
     assert names == {"config.json"} | {f"{n}.{ext}" for n in (*SPLITS, "probe")
-                                       for ext in ("npz", "json")}
+                                       for ext in ("safetensors", "json")}
     fresh = load_world(TINY, tmp_path / "unused", use_cache=False)
     assert fresh.folder is None and not (tmp_path / "unused").exists()
     assert fresh.test.fingerprint() == w.test.fingerprint()

@@ -37,6 +37,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "check_machines", "check_ranks", "check_rerank_top1", "check_reverse_events",
     ),
     "fastslow_course.widgets": ("SearchDemo",),
+    "fastslow_course.experiment": ("provenance", "write_result"),
 }
 
 __all__, __getattr__, __dir__ = flat_namespace(__name__, EXPORTS)

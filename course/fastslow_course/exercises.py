@@ -101,7 +101,7 @@ def check_caption_logprob(
     computed on ``ids[:, :-1]``, so ``logits[:, i]`` predicts ``ids[:, i + 1]``; only real
     target tokens count. Taught in notebooks/02_slow.ipynb (exercise 1).
     """
-    from fastslow_lib.slow.model import token_logprobs
+    from fastslow_lib.slow.decoder import token_logprobs
 
     gen = torch.Generator().manual_seed(0)
     for batch, length, vocab in ((1, 4, 5), (3, 7, 11), (4, 9, 6)):

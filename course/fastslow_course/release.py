@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -63,6 +62,7 @@ from fastslow_lib.core.checkpoint import (
     WEIGHTS_NAME,
     cached_arrays,
     read_metadata,
+    write_atomic,
 )
 from fastslow_lib.core.device import describe_device, machine_name, pick_device
 from fastslow_lib.core.paths import repo_root
@@ -255,12 +255,10 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
 def write_manifest(root: Path, data: dict[str, Any]) -> None:
     """Write ``root``'s manifest atomically (models in :data:`REGISTRY` order, total size)."""
     path = root / MANIFEST_NAME
-    tmp = path.with_name(f".{path.name}.tmp")
     models = {n: data["models"][n] for n in REGISTRY if n in data["models"]}
     total = sum((root / n / WEIGHTS_NAME).stat().st_size for n in models)
     text = json.dumps({**data, "models": models, "total_weight_bytes": total}, indent=1)
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, text + "\n")
 
 
 def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, *,

@@ -35,7 +35,7 @@ from fastslow_course.manifest import sha256_file, show_path, verify_release
 from fastslow_course.release import Releases, as_device, git_commit, write_manifest
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.presets import Preset, get_preset
-from fastslow_lib.core.checkpoint import WEIGHTS_NAME
+from fastslow_lib.core.checkpoint import WEIGHTS_NAME, write_atomic
 from fastslow_lib.core.device import describe_device, machine_name
 from fastslow_lib.core.intervals import prediction_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
@@ -135,7 +135,7 @@ def check_reproduction(name: str, preset: Preset | None = None, *,
         repo_root() / "results" / "reproduce_check.json"
     old = json.loads(path.read_text()) if path.is_file() else {"checks": []}
     old["checks"] = [c for c in old["checks"] if c["model"] != name] + [record]
-    path.write_text(json.dumps(old, indent=1) + "\n")
+    write_atomic(path, json.dumps(old, indent=1) + "\n")
     for key, c in checks.items():
         log(f"{name} {key}: committed {c['committed']:g}, reproduced {c['reproduced']:g}; "
             f"95% interval of the committed {c['interval']}: "

@@ -21,13 +21,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.core.paths import repo_root
 
 __all__ = ["compact_json", "load_outcomes", "load_summary", "record", "record_outcomes",
@@ -79,19 +79,6 @@ def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(item, f"{where}[{i}]") for i, item in enumerate(value)]
     raise TypeError(f"{where} has type {type(value).__name__}, which cannot be recorded as JSON")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_summary(results_dir: str | Path | None = None) -> dict[str, Any]:
@@ -196,8 +183,8 @@ def record(
 
     json_path = directory / JSON_NAME
     text = json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-    _atomic_write(json_path, text + "\n")
-    _atomic_write(directory / MD_NAME, render_markdown(summary, directory))
+    write_atomic(json_path, text + "\n")
+    write_atomic(directory / MD_NAME, render_markdown(summary, directory))
     return json_path
 
 
@@ -236,8 +223,8 @@ def record_outcomes(
     everything = load_outcomes(directory)
     everything[section] = {**everything.get(section, {}), **clean}
     path = directory / OUTCOMES_NAME
-    _atomic_write(path, json.dumps(everything, sort_keys=True, separators=(",", ":")) + "\n")
-    _atomic_write(directory / MD_NAME, render_markdown(load_summary(directory), directory))
+    write_atomic(path, json.dumps(everything, sort_keys=True, separators=(",", ":")) + "\n")
+    write_atomic(directory / MD_NAME, render_markdown(load_summary(directory), directory))
     return path
 
 

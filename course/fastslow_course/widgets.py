@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.timing import StageTimer
 from fastslow_lib.data.tokenizer import unknown_words
 from fastslow_lib.fast.evaluate import embed_images
 from fastslow_lib.fast.index import VectorIndex
-from fastslow_lib.rerank import SlowGallery, rerank
+from fastslow_lib.fast.input_checks import check_vocabulary
+from fastslow_lib.rerank import SlowGallery, rerank_unchecked
 
 __all__ = ["SearchDemo", "SearchResult"]
 
@@ -54,7 +56,8 @@ class SearchDemo:
         images: np.ndarray, max_len: int = 48, device: torch.device | str = "cpu",
         index: VectorIndex | None = None, gallery: SlowGallery | None = None,
     ) -> None:
-        self.fast, self.slow, self.tok = fast_model, slow_model, tokenizer
+        check_vocabulary(slow_model, tokenizer)
+        self.fast, self.slow, self.tokenizer = fast_model, slow_model, tokenizer
         self.images = np.asarray(images)
         self.max_len, self.device = max_len, device
         if index is None:
@@ -70,27 +73,39 @@ class SearchDemo:
         self.controls: dict = {}
 
     def check_query(self, query: object) -> str:
-        """The stripped query, or a ValueError naming what is wrong with it."""
+        """The stripped query, or a ValueError naming what is wrong with it.
+
+        The query's one check on its way to the result: :meth:`search` hands it to
+        :func:`~fastslow_lib.rerank.rerank_unchecked`, which trusts it.
+        """
         if not isinstance(query, str):
             raise TypeError(f"the query must be a str, got {type(query).__name__}")
         query = query.strip()
         if not query:
             raise ValueError("empty query: type a caption, e.g. 'a red circle left of a blue "
                              "square'")
-        unknown = unknown_words(self.tok, query)
+        unknown = unknown_words(self.tokenizer, query)
         if unknown:
             known = ", ".join(w for w in ("red", "green", "blue", "circle", "square", "triangle",
-                                          "left", "above") if w in self.tok.get_vocab())
+                                          "left", "above") if w in self.tokenizer.get_vocab())
             raise ValueError(f"words the vocabulary does not know: {', '.join(unknown)} "
                              f"(it knows e.g. {known})")
         return query
 
     def search(self, query: str, k: int = 10) -> SearchResult:
-        """Fast's top ``k`` for ``query`` and Slow's re-ranking of them, each stage timed."""
+        """Fast's top ``k`` for ``query`` and Slow's re-ranking of them, each stage timed.
+
+        The public entry point of the query path: the query and ``k`` are checked here, once
+        (the tokenizer, index and gallery in ``__init__``); the re-ranking trusts them.
+        """
         query = self.check_query(query)
+        k = check_int(k, "k", allow_numpy=True)
+        if k > len(self.images):
+            raise ValueError(f"k={k} is larger than the gallery ({len(self.images)} images)")
         timer = StageTimer(self.device)
-        out = rerank([query], fast_model=self.fast, tokenizer=self.tok, index=self.index,
-                     gallery=self.gallery, k=k, timer=timer)
+        out = rerank_unchecked([query], fast_model=self.fast, tokenizer=self.tokenizer,
+                               index=self.index, gallery=self.gallery, k=k,
+                               max_len=self.max_len, timer=timer)
         self.last = SearchResult(
             query, k, out.fast_ids[0], out.fast_scores[0], out.ids[0], out.scores[0],
             {name: 1e3 * s for name, s in timer.totals().items()})
@@ -167,7 +182,7 @@ class SearchDemo:
         from fastslow_lib.slow.grounding import upsample_map, word_heatmaps
 
         image = self.images[image_id]
-        words, maps = word_heatmaps(self.slow, self.tok, query, image, device=self.device)
+        words, maps = word_heatmaps(self.slow, self.tokenizer, query, image, device=self.device)
         cols = min(8, len(words))
         rows = -(-len(words) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.5 * rows), squeeze=False)

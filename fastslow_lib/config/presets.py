@@ -35,11 +35,11 @@ class Preset:
     world: WorldConfig
     #: Training budget of the Fast dual encoder (notebook 01).
     fast_train: FastTrainConfig = field(default_factory=FastTrainConfig)
-    #: Overrides of :class:`fastslow_lib.fast.model.FastConfig` (sizes of the towers).
+    #: Overrides of :class:`fastslow_lib.fast.config.FastConfig` (sizes of the towers).
     fast_model: dict[str, Any] = field(default_factory=dict)
     #: Training budget of the Slow captioner (notebook 02): Fast's epochs and pairs by default.
     slow_train: SlowTrainConfig = field(default_factory=SlowTrainConfig)
-    #: Overrides of :class:`fastslow_lib.slow.model.SlowConfig`.
+    #: Overrides of :class:`fastslow_lib.slow.config.SlowConfig`.
     slow_model: dict[str, Any] = field(default_factory=dict)
     #: Test queries Slow scores against the whole test gallery (the same subset for all models).
     slow_queries: int = 200

@@ -164,11 +164,11 @@ class VideoSettings:
     #: (a batch of 128 halves the steps, which this small training set cannot spare).
     fast_train: FastTrainConfig = field(
         default_factory=lambda: FastTrainConfig(epochs=5, batch_size=64, val_queries=500))
-    #: Overrides of :class:`~fastslow_lib.fast.model.FastConfig` (32-pixel frames).
+    #: Overrides of :class:`~fastslow_lib.fast.config.FastConfig` (32-pixel frames).
     fast_model: dict[str, Any] = field(default_factory=_video_fast_model)
     slow_train: SlowTrainConfig = field(
         default_factory=lambda: SlowTrainConfig(epochs=5, batch_size=64))
-    #: Overrides of :class:`~fastslow_lib.slow.model.SlowConfig`.
+    #: Overrides of :class:`~fastslow_lib.slow.config.SlowConfig`.
     slow_model: dict[str, Any] = field(default_factory=_video_slow_model)
     #: Test queries Slow scores against the whole test gallery of clips.
     slow_queries: int = 200

@@ -18,6 +18,8 @@ Taught in notebooks/01_fast.ipynb (the first recipe); every later notebook uses 
 from __future__ import annotations
 
 import hashlib
+import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +30,12 @@ import torch
 from torch import nn
 
 from fastslow_lib.core.checkpoint import (
+    WEIGHTS_NAME,
     checkpoint_exists,
     config_differences,
-    load_if_present,
+    load_state,
     read_metadata,
-    weights_path,
+    save_checkpoint,
 )
 
 __all__ = ["Recipe", "Trained", "array_fingerprint", "check_trained_from", "file_fingerprint",
@@ -83,8 +86,8 @@ def file_fingerprint(path: str | Path) -> str:
     """A short hash of a file's bytes (a parent checkpoint's weights; for a model folder, its
     ``model.safetensors``)."""
     path = Path(path)
-    if path.suffix in ("", ".safetensors"):
-        path = weights_path(path)
+    if path.suffix == "":
+        path = path / WEIGHTS_NAME
     if not path.is_file():
         raise FileNotFoundError(f"parent checkpoint {str(path)!r} not found: train or load the "
                                 "parent model first (the registry's factory saves it there)")
@@ -112,19 +115,35 @@ def load_or_train(
     key = dict(recipe.key)
     if recipe.parents:
         key["parents"] = {name: file_fingerprint(p) for name, p in sorted(recipe.parents.items())}
+    key = json.loads(json.dumps(key))  # what build sees is what training.json will hold
     if not may_train:
         check_trained_from(path, key, rebuild_hint)
-    extra: dict[str, Any] = {}
-
-    def train_and_keep(model: nn.Module) -> dict[str, Any]:
-        extra.update(recipe.train(model.to(device)))
-        return extra
-
-    model, loaded = load_if_present(path, recipe.build, train_and_keep, key)
-    if loaded:
-        extra = read_metadata(path)["extra"]
+    loaded = False
+    if checkpoint_exists(path):
+        meta = read_metadata(path)
+        differences = config_differences(meta["config"], key)
+        if not differences:
+            model, extra, loaded = load_state(_built(recipe, key), path), meta["extra"], True
+        else:
+            warnings.warn(f"checkpoint {str(path)!r} was trained from a different key ("
+                          + "; ".join(differences) + "); retraining and overwriting it",
+                          stacklevel=2)
+    if not loaded:
+        model = _built(recipe, key)
+        extra = recipe.train(model.to(device))
+        if not isinstance(extra, dict):
+            raise TypeError(f"a recipe's train must return a dict (its history), got "
+                            f"{type(extra).__name__}")
+        save_checkpoint(model, path, key, extra)
     history = {**extra.get("history", {}), **{k: v for k, v in extra.items() if k != "history"}}
     return Trained(model.to(device).eval(), history, loaded)
+
+
+def _built(recipe: Recipe, key: dict[str, Any]) -> nn.Module:
+    model = recipe.build(key)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"a recipe's build returned a {type(model).__name__}, not an nn.Module")
+    return model
 
 
 def check_trained_from(path: str | Path, key: Mapping[str, Any], hint: str = "") -> None:

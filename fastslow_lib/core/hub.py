@@ -6,7 +6,8 @@ course's own weights format. A folder holds
 
 * ``config.json``: the model's ``hub_config()``, the arguments its constructor is called with
   (``{"config": {...}}``, plus ``frames`` for a video model);
-* ``model.safetensors``: the weights (:func:`fastslow_lib.core.checkpoint.save_weights`).
+* ``model.safetensors``: the weights (safetensors' ``save_model``, through
+  :func:`fastslow_lib.core.checkpoint.save_weights`).
 
 So ``DualEncoder.from_pretrained("data/release/fast")`` rebuilds the release Fast model with
 no training code, ``model.save_pretrained(folder)`` writes one, and ``push_to_hub`` /
@@ -26,6 +27,9 @@ from fastslow_lib.core.checkpoint import WEIGHTS_NAME, load_state, save_weights
 
 __all__ = ["HubModel"]
 
+#: What the mixin passes to ``_from_pretrained`` besides the model's own arguments.
+_HUB_ARGUMENTS = ("revision", "cache_dir", "force_download", "local_files_only", "token")
+
 
 class HubModel(PyTorchModelHubMixin, library_name="fastslow"):
     """``from_pretrained`` / ``save_pretrained`` / ``push_to_hub`` for the course's models.
@@ -44,6 +48,18 @@ class HubModel(PyTorchModelHubMixin, library_name="fastslow"):
 
     def _save_pretrained(self, save_directory: Path) -> None:
         save_weights(self, Path(save_directory) / WEIGHTS_NAME)  # type: ignore[arg-type]
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, map_location: str = "cpu", strict: bool = False,
+                         **kwargs: Any) -> Any:
+        # A local folder is read here, without the mixin's "Loading weights from local
+        # directory" print (it would land in every notebook output that loads a model).
+        if not Path(model_id).is_dir():
+            return super()._from_pretrained(model_id=model_id, map_location=map_location,
+                                            strict=strict, **kwargs)
+        model = cls(**{k: v for k, v in kwargs.items() if k not in _HUB_ARGUMENTS})
+        return cls._load_as_safetensor(model, str(Path(model_id) / WEIGHTS_NAME), map_location,
+                                       strict)
 
     @classmethod
     def _load_as_safetensor(cls, model: Any, model_file: str, map_location: str,

@@ -18,14 +18,16 @@ Taught in notebooks/01_fast.ipynb (and used unchanged by 02, 03 and 05).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
+from timm.optim import param_groups_weight_decay
 from torch import nn
+from transformers.optimization import _get_cosine_schedule_with_warmup_lr_lambda
 
 from fastslow_lib.config.training import TrainConfig
 from fastslow_lib.core.progress import progress
@@ -35,25 +37,37 @@ __all__ = ["adamw", "cosine_schedule", "fit"]
 
 
 def cosine_schedule(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
-    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total_steps``."""
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0 at ``total_steps``.
+
+    The factor is transformers' (``get_cosine_schedule_with_warmup``, whose lambda this calls)
+    with two differences kept from the course's own schedule, so that training is unchanged:
+
+    * the warm-up counts the step being taken: step ``s < warmup_steps`` gets
+      ``(s + 1) / warmup_steps``, so the first step already trains (transformers gives it 0);
+    * after ``total_steps`` the factor stays at 0 (transformers' cosine would rise again).
+    """
+    cosine = partial(_get_cosine_schedule_with_warmup_lr_lambda, num_warmup_steps=warmup_steps,
+                     num_training_steps=total_steps, num_cycles=0.5)
+    last = warmup_steps + max(total_steps - warmup_steps, 1)  # where the cosine reaches 0
 
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        done = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(done, 1.0)))
+            return cosine(step + 1) if step + 1 < warmup_steps else 1.0
+        return cosine(min(step, last))
 
     return factor
 
 
 def adamw(model: nn.Module, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only (not on biases, norms or the temperature)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
-    return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    """AdamW with weight decay on matrices only (not on biases, norms or the temperature).
+
+    The groups are timm's (``param_groups_weight_decay``): parameters with fewer than two
+    dimensions, biases and anything named ``logit_scale`` are not decayed; frozen parameters
+    (``requires_grad=False``) are left out, as AdamW would never move them.
+    """
+    groups = param_groups_weight_decay(model, weight_decay,
+                                       no_weight_decay_list=("*logit_scale*",))
+    return torch.optim.AdamW(groups, lr=lr)
 
 
 def fit(

@@ -42,12 +42,6 @@ from fastslow_lib.config.world import (
     ClipConfig,
     check_clip_split,
 )
-from fastslow_lib.data.cache import (
-    cache_folder,
-    cached_or_generated,
-    cached_tokenizer,
-    check_loader_config,
-)
 from fastslow_lib.data.clip_scripts import (
     DIRECTIONS,
     FRAMES,
@@ -57,6 +51,12 @@ from fastslow_lib.data.clip_scripts import (
     Event,
     apply_event,
     sample_script,
+)
+from fastslow_lib.data.folders import (
+    cache_folder,
+    cached_or_generated,
+    cached_tokenizer,
+    check_loader_config,
 )
 from fastslow_lib.data.render import draw_object
 from fastslow_lib.data.scene import Obj
@@ -354,7 +354,7 @@ def load_clip_world(
 
     ``config`` is a :class:`ClipConfig`, e.g. a preset's: ``load_clip_world(get_preset("cpu")
     .clips)``. The cache is ``<cache_dir>/clips-<key>/`` (``cache_dir`` defaults to
-    :func:`~fastslow_lib.data.cache.default_cache_dir`); ``use_cache=False`` generates without
+    :func:`~fastslow_lib.data.folders.default_cache_dir`); ``use_cache=False`` generates without
     reading or writing it.
     """
     check_loader_config(config, ClipConfig, "load_clip_world", "clips")

@@ -78,7 +78,7 @@ class TrainPairs(Dataset):
 def make_collate(encode_fn: Callable[[list[str]], dict[str, torch.Tensor]]) -> Callable:
     """A ``collate_fn`` that stacks images and tokenizes the batch's captions with ``encode_fn``.
 
-    ``encode_fn`` is e.g. ``functools.partial(encode, tok, max_len=48)`` with
+    ``encode_fn`` is e.g. ``functools.partial(encode, tokenizer, max_len=48)`` with
     :func:`fastslow_lib.data.tokenizer.encode`.
     """
 

@@ -33,8 +33,8 @@ import numpy as np
 
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.world import WorldConfig
-from fastslow_lib.data.cache import cached_or_generated
 from fastslow_lib.data.captions import caption_scene_n
+from fastslow_lib.data.folders import cached_or_generated
 from fastslow_lib.data.render import render_many
 from fastslow_lib.data.scene import Scene, recolour, swap_attribute
 from fastslow_lib.data.world import (

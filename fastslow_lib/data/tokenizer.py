@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -69,26 +70,30 @@ _DROPPED_BY_DECODE = frozenset({PAD_ID, BOS_ID, EOS_ID, CLS_ID, MASK_ID})
 # --------------------------------------------------------------------------- validation
 
 
-def _check_texts(texts: object, name: str = "texts") -> list[str]:
+def check_texts(texts: object, name: str = "texts") -> list[str]:
     """Return ``texts`` as a list after checking it is a non-empty list of usable captions.
 
-    Raises TypeError for a single string, a non-list or a non-string item, and ValueError for
-    an empty list, an empty/whitespace-only caption or a caption that contains the literal text
-    of a special token (which the tokenizer would otherwise turn into that special id).
+    The one check of caption and query text, run once by each public entry point that takes
+    texts (:func:`encode`, :func:`lengths`, the scorers, :func:`fastslow_lib.rerank.rerank`);
+    the functions they call trust it. Raises TypeError for a single string, a non-sequence or a
+    non-string item, and ValueError for an empty list, an empty/whitespace-only caption or a
+    caption that contains the literal text of a special token (which the tokenizer would
+    otherwise turn into that special id).
     """
     if isinstance(texts, str):
-        raise TypeError(f"{name} must be a list of strings, got a single str; wrap it in a list")
-    if not isinstance(texts, list | tuple):
+        raise TypeError(f"{name} must be a list of strings, not one string: got a single str; "
+                        "wrap it in a list")
+    if not isinstance(texts, Sequence | np.ndarray):
         raise TypeError(f"{name} must be a list of strings, got {type(texts).__name__}")
     if len(texts) == 0:
-        raise ValueError(f"{name} is empty: give at least one caption")
+        raise ValueError(f"no {name} given: {name} is empty: give at least one caption")
     for index, text in enumerate(texts):
         _check_caption(text, index)
     return list(texts)
 
 
 def _check_caption(text: object, index: int) -> None:
-    """Check one caption (see ``_check_texts``); ``index`` is used in the error messages."""
+    """Check one caption (see :func:`check_texts`); ``index`` is used in the error messages."""
     if not isinstance(text, str):
         raise TypeError(f"caption {index} must be a str, got {type(text).__name__}")
     if not text.strip():
@@ -101,23 +106,23 @@ def _check_caption(text: object, index: int) -> None:
             )
 
 
-def _check_tokenizer(tok: object) -> PreTrainedTokenizerFast:
-    """Check that ``tok`` is a fast tokenizer whose special tokens have our ids."""
-    if not isinstance(tok, PreTrainedTokenizerFast):
+def _check_tokenizer(tokenizer: object) -> PreTrainedTokenizerFast:
+    """Check that ``tokenizer`` is a fast tokenizer whose special tokens have our ids."""
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise TypeError(
-            f"tok must be a transformers.PreTrainedTokenizerFast, got {type(tok).__name__}; "
-            "make one with build_tokenizer or load_tokenizer"
+            f"tokenizer must be a transformers.PreTrainedTokenizerFast, got "
+            f"{type(tokenizer).__name__}; make one with build_tokenizer or load_tokenizer"
         )
-    ids = tok.convert_tokens_to_ids(list(SPECIAL_TOKENS))
+    ids = tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
     if ids != list(range(len(SPECIAL_TOKENS))):
         raise ValueError(
-            f"tok does not map the special tokens {list(SPECIAL_TOKENS)} to ids 0..5 (got {ids}); "
-            "make it with build_tokenizer"
+            f"the tokenizer does not map the special tokens {list(SPECIAL_TOKENS)} to ids 0..5 "
+            f"(got {ids}); make it with build_tokenizer"
         )
-    return tok
+    return tokenizer
 
 
-def sequence_ids(tok: object) -> tuple[int, int, int]:
+def sequence_ids(tokenizer: object) -> tuple[int, int, int]:
     """``(start, end, pad)`` token ids that :func:`encode` wraps and pads captions with.
 
     The course's own tokenizer (:func:`build_tokenizer`) gives ``(BOS_ID, EOS_ID, PAD_ID)``. A
@@ -126,19 +131,22 @@ def sequence_ids(tok: object) -> tuple[int, int, int]:
     ``[PAD]`` ids, the sequence it was pretrained on (``[CLS] w1 ... wn [SEP]``). Any other
     tokenizer raises ValueError naming what it lacks.
     """
-    if not isinstance(tok, PreTrainedTokenizerFast):
+    if not isinstance(tokenizer, PreTrainedTokenizerFast):
         raise TypeError(
-            f"tok must be a transformers.PreTrainedTokenizerFast, got {type(tok).__name__}; "
-            "make one with build_tokenizer or load_tokenizer (or load_pretrained_tokenizer)"
+            f"tokenizer must be a transformers.PreTrainedTokenizerFast, got "
+            f"{type(tokenizer).__name__}; make one with build_tokenizer or load_tokenizer (or "
+            "load_pretrained_tokenizer)"
         )
-    if tok.convert_tokens_to_ids(list(SPECIAL_TOKENS)) == list(range(len(SPECIAL_TOKENS))):
+    if tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS)) == list(range(len(SPECIAL_TOKENS))):
         return BOS_ID, EOS_ID, PAD_ID
-    ids = {"cls": tok.cls_token_id, "sep": tok.sep_token_id, "pad": tok.pad_token_id}
+    ids = {"cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
+           "pad": tokenizer.pad_token_id}
     missing = [name for name, value in ids.items() if value is None]
     if missing:
         raise ValueError(
-            f"tok is neither the course's tokenizer (special tokens {list(SPECIAL_TOKENS)} at "
-            f"ids 0..5) nor a BERT-style one: it has no {', '.join(missing)} token"
+            f"the tokenizer is neither the course's tokenizer (special tokens "
+            f"{list(SPECIAL_TOKENS)} at ids 0..5) nor a BERT-style one: it has no "
+            f"{', '.join(missing)} token"
         )
     return ids["cls"], ids["sep"], ids["pad"]
 
@@ -189,7 +197,7 @@ def build_tokenizer(captions: Iterable[str], min_freq: int = 1) -> PreTrainedTok
         raise TypeError("captions must be an iterable of strings, got a single str")
     if not isinstance(captions, Iterable):
         raise TypeError(f"captions must be an iterable of strings, got {type(captions).__name__}")
-    texts = _check_texts(list(captions), name="captions")
+    texts = check_texts(list(captions), name="captions")
     min_freq = check_int(min_freq, "min_freq", minimum=1)
 
     tokenizer = _empty_tokenizer()
@@ -208,14 +216,14 @@ def build_tokenizer(captions: Iterable[str], min_freq: int = 1) -> PreTrainedTok
 # --------------------------------------------------------------------------- save / load
 
 
-def save_tokenizer(tok: PreTrainedTokenizerFast, directory: str | Path) -> Path:
-    """Save ``tok`` into ``directory`` (created if needed) and return the directory."""
-    tok = _check_tokenizer(tok)
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
+    """Save ``tokenizer`` into ``directory`` (created if needed) and return the directory."""
+    tokenizer = _check_tokenizer(tokenizer)
     if not isinstance(directory, str | Path):
         raise TypeError(f"directory must be a str or Path, got {type(directory).__name__}")
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(path))
+    tokenizer.save_pretrained(str(path))
     return path
 
 
@@ -230,7 +238,7 @@ def load_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
     path = Path(directory)
     how = (
         "build one with fastslow_lib.data.tokenizer.build_tokenizer(captions) and save it with "
-        "save_tokenizer(tok, directory), or rebuild the world's data cache, which saves it"
+        "save_tokenizer(tokenizer, directory), or rebuild the world's data cache, which saves it"
     )
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory {str(path)!r} does not exist; {how}")
@@ -270,12 +278,13 @@ def load_pretrained_tokenizer(directory: str | Path) -> PreTrainedTokenizerFast:
 # --------------------------------------------------------------------------- encoding
 
 
-def _word_ids(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
+def _word_ids(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[list[int]]:
     """Token ids of each text, without any special token; raise if a text has no token."""
-    backend = tok.backend_tokenizer
+    backend = tokenizer.backend_tokenizer
     if backend.truncation is not None:
-        raise ValueError(f"tok truncates every text to {backend.truncation['max_length']} "
-                         "tokens; load it with load_pretrained_tokenizer, which turns that off")
+        raise ValueError(f"the tokenizer truncates every text to "
+                         f"{backend.truncation['max_length']} tokens; load it with "
+                         "load_pretrained_tokenizer, which turns that off")
     encodings = backend.encode_batch(texts, add_special_tokens=False)
     ids = [[i for i, m in zip(e.ids, e.attention_mask, strict=True) if m] for e in encodings]
     for index, row in enumerate(ids):
@@ -298,7 +307,7 @@ def _fit(words: list[int], index: int, room: int, max_len: int, truncate: bool) 
 
 
 def encode(
-    tok: PreTrainedTokenizerFast,
+    tokenizer: PreTrainedTokenizerFast,
     texts: list[str],
     max_len: int,
     *,
@@ -322,18 +331,39 @@ def encode(
     Returns ``input_ids`` and ``attention_mask``, both long tensors of shape
     ``(len(texts), max_len)``; the mask is 1 on real tokens (specials included), 0 on padding.
     """
-    start, end, pad = sequence_ids(tok)
-    texts = _check_texts(texts)
+    sequence_ids(tokenizer)
+    texts = check_texts(texts)
     flags = {"add_bos": add_bos, "add_eos": add_eos, "reverse": reverse, "truncate": truncate}
     for name, value in flags.items():
         check_bool(value, name)
-    n_special = int(add_bos) + int(add_eos)
-    max_len = check_int(max_len, "max_len", minimum=n_special + 1)
-    room = max_len - n_special
+    max_len = check_int(max_len, "max_len", minimum=int(add_bos) + int(add_eos) + 1)
+    return encode_unchecked(tokenizer, texts, max_len, add_bos=add_bos, add_eos=add_eos,
+                            reverse=reverse, truncate=truncate)
+
+
+def encode_unchecked(
+    tokenizer: PreTrainedTokenizerFast,
+    texts: Sequence[str],
+    max_len: int,
+    *,
+    add_bos: bool = True,
+    add_eos: bool = True,
+    reverse: bool = False,
+    truncate: bool = False,
+) -> dict[str, torch.Tensor]:
+    """:func:`encode` for callers that have checked their input once already.
+
+    The inner half of :func:`encode`: no check of ``tokenizer``, ``texts`` (see
+    :func:`check_texts`) or the flags; a public entry point (``encode``, the scorers,
+    :func:`fastslow_lib.rerank.rerank`) checks them once and the per-batch work calls this. A
+    caption too long for ``max_len`` still raises ValueError (that depends on the tokens).
+    """
+    start, end, pad = sequence_ids(tokenizer)
+    room = max_len - int(add_bos) - int(add_eos)
 
     input_ids = torch.full((len(texts), max_len), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(texts), max_len), dtype=torch.long)
-    for index, words in enumerate(_word_ids(tok, texts)):
+    for index, words in enumerate(_word_ids(tokenizer, list(texts))):
         words = _fit(words, index, room, max_len, truncate)
         if reverse:
             words = words[::-1]
@@ -343,26 +373,26 @@ def encode(
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def lengths(tok: PreTrainedTokenizerFast, texts: list[str]) -> list[int]:
+def lengths(tokenizer: PreTrainedTokenizerFast, texts: list[str]) -> list[int]:
     """Number of word tokens (punctuation included, special tokens excluded) of each text."""
-    sequence_ids(tok)
-    texts = _check_texts(texts)
-    return [len(words) for words in _word_ids(tok, texts)]
+    sequence_ids(tokenizer)
+    texts = check_texts(texts)
+    return [len(words) for words in _word_ids(tokenizer, texts)]
 
 
-def unknown_words(tok: PreTrainedTokenizerFast, text: str) -> list[str]:
+def unknown_words(tokenizer: PreTrainedTokenizerFast, text: str) -> list[str]:
     """The words of ``text`` (normalised and split like the tokenizer does) not in the vocabulary.
 
     They are returned in order of appearance (repeats included); they are the tokens that
     ``encode`` turns into ``UNK_ID``. Handy for a search box: "unknown words: ...".
     """
-    tok = _check_tokenizer(tok)
+    tokenizer = _check_tokenizer(tokenizer)
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
-    backend = tok.backend_tokenizer
+    backend = tokenizer.backend_tokenizer
     normalised = backend.normalizer.normalize_str(text)
     words = [word for word, _span in backend.pre_tokenizer.pre_tokenize_str(normalised)]
-    vocab = tok.get_vocab()
+    vocab = tokenizer.get_vocab()
     return [word for word in words if word not in vocab]
 
 
@@ -398,7 +428,7 @@ def _join(tokens: list[str]) -> str:
 
 
 def decode(
-    tok: PreTrainedTokenizerFast, ids: Sequence[int] | torch.Tensor, *, reverse: bool = False
+    tokenizer: PreTrainedTokenizerFast, ids: Sequence[int] | torch.Tensor, *, reverse: bool = False
 ) -> str:
     """Turn one row of ids back into text.
 
@@ -406,14 +436,15 @@ def decode(
     PAD, BOS, CLS and MASK are dropped, ``[UNK]`` is kept as the text "[UNK]". With
     ``reverse=True`` the word order is flipped back, undoing ``encode(..., reverse=True)``.
     Words are joined by spaces with punctuation glued to its neighbour, so
-    ``decode(tok, encode(tok, [c], n)["input_ids"][0])`` gives back the normalised caption.
+    ``decode(tokenizer, encode(tokenizer, [c], n)["input_ids"][0])`` gives back the normalised
+    caption.
     """
-    tok = _check_tokenizer(tok)
+    tokenizer = _check_tokenizer(tokenizer)
     check_bool(reverse, "reverse")
-    id_list = _as_id_list(ids, len(tok))
+    id_list = _as_id_list(ids, len(tokenizer))
     if EOS_ID in id_list:
         id_list = id_list[: id_list.index(EOS_ID)]
     words = [token_id for token_id in id_list if token_id not in _DROPPED_BY_DECODE]
     if reverse:
         words = words[::-1]
-    return _join(tok.convert_ids_to_tokens(words))
+    return _join(tokenizer.convert_ids_to_tokens(words))

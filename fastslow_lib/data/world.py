@@ -2,7 +2,7 @@
 
 ``load_world(config)`` returns every split of the world a :class:`WorldConfig` describes (a
 preset's ``world``: ``load_world(get_preset("cpu").world)``). The first call generates them and
-caches them under ``data/cache/`` (:mod:`fastslow_lib.data.cache`); later calls read the cache.
+caches them under ``data/cache/`` (:mod:`fastslow_lib.data.folders`); later calls read the cache.
 Everything is a function of the config and its seed: the same config gives the same images and
 captions, bit for bit (``Split.fingerprint`` proves it).
 
@@ -43,14 +43,14 @@ from fastslow_lib.config.world import (
     WorldConfig,
     check_split,
 )
-from fastslow_lib.data.cache import (
+from fastslow_lib.data.captions import CaptionForm, caption_scene_n, is_true
+from fastslow_lib.data.folders import (
     cache_folder,
     cached_or_generated,
     cached_tokenizer,
     check_loader_config,
     default_cache_dir,
 )
-from fastslow_lib.data.captions import CaptionForm, caption_scene_n, is_true
 from fastslow_lib.data.render import render_many
 from fastslow_lib.data.scene import Scene, sample_scene, swap_attribute
 from fastslow_lib.data.truth import truth_matrix

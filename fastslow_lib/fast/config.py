@@ -70,7 +70,7 @@ def _default_vision_kwargs() -> dict[str, Any]:
 class FastConfig:
     """Sizes of the Fast dual encoder.
 
-    ``vocab_size`` must be the tokenizer's (``len(tok)``); ``max_len`` is the longest token
+    ``vocab_size`` must be the tokenizer's (``len(tokenizer)``); ``max_len`` is the longest token
     sequence the text tower accepts (special tokens included) and the number of position
     embeddings. ``vision_kwargs`` go to ``timm.create_model`` (they must be JSON-serialisable,
     since checkpoints save the config as JSON). ``text_encoder`` picks the from-scratch text
@@ -161,7 +161,7 @@ class FastConfig:
         if unknown:
             raise ValueError(f"unknown FastConfig keys {unknown}; known keys: {sorted(names)}")
         if "vocab_size" not in data:
-            raise ValueError("FastConfig needs vocab_size (the tokenizer's len(tok))")
+            raise ValueError("FastConfig needs vocab_size (the tokenizer's len(tokenizer))")
         return cls(**data)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.metrics import (
     consistent_at_1,
     image_to_text_metrics,
@@ -26,7 +27,7 @@ from fastslow_lib.core.metrics import (
     text_to_image_metrics,
 )
 from fastslow_lib.data.datasets import RetrievalProtocol, images_to_tensor
-from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.data.tokenizer import check_texts, encode_unchecked
 from fastslow_lib.data.world import PROBE_KINDS, ProbeSet, World
 from fastslow_lib.fast.input_checks import check_images, check_tokens
 
@@ -68,20 +69,33 @@ def embed_images(
     return torch.cat(out)
 
 
-@torch.no_grad()
 def embed_texts(
     model: torch.nn.Module, tokenizer, texts: Sequence[str], *, max_len: int,
     batch_size: int = 512, device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """L2-normalised caption embeddings ``(N, d)`` (on the CPU).
 
-    Each batch of tokens is checked on the CPU first: ids outside the model's vocabulary (a
-    tokenizer that is not the model's) or sequences longer than its ``max_len`` raise ValueError.
+    ``texts`` are checked once (:func:`~fastslow_lib.data.tokenizer.check_texts`); each batch of
+    tokens is then checked on the CPU: ids outside the model's vocabulary (a tokenizer that is
+    not the model's) or sequences longer than its ``max_len`` raise ValueError.
     """
+    texts = check_texts(texts)
+    check_int(max_len, "max_len", 3)
+    return embed_texts_unchecked(model, tokenizer, texts, max_len=max_len,
+                                 batch_size=batch_size, device=device)
+
+
+@torch.no_grad()
+def embed_texts_unchecked(
+    model: torch.nn.Module, tokenizer, texts: Sequence[str], *, max_len: int,
+    batch_size: int = 512, device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """:func:`embed_texts` for texts a public entry point has checked once already (as
+    :func:`fastslow_lib.rerank.rerank` does); the token batches are still checked."""
     model.eval()
     out = []
     for start in range(0, len(texts), batch_size):
-        batch = encode(tokenizer, list(texts[start : start + batch_size]), max_len=max_len)
+        batch = encode_unchecked(tokenizer, texts[start : start + batch_size], max_len)
         _check_token_batch(model, batch)
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         out.append(model.encode_text(ids, mask).float().cpu())

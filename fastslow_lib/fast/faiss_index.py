@@ -4,14 +4,19 @@ Taught in notebooks/01_fast.ipynb (flat, IVF, HNSW) and notebooks/06_demo_and_sc
 (IVF, HNSW and IVF-PQ at scale).
 
 Every index here scores by inner product (the Fast embeddings are L2-normalised, so that is
-cosine similarity):
+cosine similarity). The ANN kinds are built by ``faiss.index_factory`` from a description string
+(:func:`factory_string`) with ``faiss.METRIC_INNER_PRODUCT``:
 
-* flat: ``IndexFlatIP``, exact.
-* ivf: ``IndexIVFFlat``; k-means puts the vectors into ``nlist`` lists and a query scans the
-  ``nprobe`` closest ones. Trained before vectors can be added.
-* hnsw: ``IndexHNSWFlat``, a navigable small-world graph; no training.
-* ivfpq: ``IndexIVFPQ``, ivf whose vectors are compressed to ``pq_m`` codes of
-  :data:`PQ_NBITS` bits. Trained.
+* flat: ``IndexFlatIP``, exact (the factory's ``"Flat"``; built as ``IndexFlatIP`` itself, the
+  class faiss reads a saved flat inner-product index back as).
+* ivf: ``"IVF{nlist},Flat"``, an ``IndexIVFFlat``; k-means puts the vectors into ``nlist``
+  lists and a query scans the ``nprobe`` closest ones. Trained before vectors can be added.
+* hnsw: ``"HNSW{M},Flat"``, an ``IndexHNSWFlat``: a navigable small-world graph with ``M``
+  links per node; no training. ``efConstruction`` and ``efSearch`` are set after building.
+* ivfpq: ``"IVF{nlist},PQ{pq_m}x8np"``, an ``IndexIVFPQ``: ivf whose vectors are compressed to
+  ``pq_m`` codes of :data:`PQ_NBITS` bits. Trained. ``np``: no polysemous training (the
+  factory's default trains it, a reordering of the codes for Hamming-distance filtering that
+  this index does not use).
 
 When faiss sees a GPU, only the :data:`GPU_KINDS` (flat, ivf) move to it; hnsw and ivfpq stay
 on the CPU.
@@ -45,6 +50,7 @@ __all__ = [
     "cpu_copy",
     "default_pq_m",
     "describe_params",
+    "factory_string",
     "faiss",
     "gpu_resources",
     "min_train_points",
@@ -114,9 +120,19 @@ def new_flat_index(dim: int) -> Any:
     return faiss.IndexFlatIP(dim)
 
 
+def factory_string(kind: str, *, nlist: int = 0, hnsw_m: int = 0, pq_m: int = 0) -> str:
+    """The ``faiss.index_factory`` description of a ``kind`` index, e.g. ``"IVF64,Flat"``."""
+    strings = {"flat": "Flat", "ivf": f"IVF{nlist},Flat", "hnsw": f"HNSW{hnsw_m},Flat",
+               "ivfpq": f"IVF{nlist},PQ{pq_m}x{PQ_NBITS}np"}
+    if kind not in strings:
+        raise ValueError(f"unknown index kind {kind!r}; expected one of {sorted(strings)}")
+    return strings[kind]
+
+
 def new_hnsw_index(dim: int, m: int, ef_construction: int, ef_search: int) -> Any:
     """An empty inner-product HNSW graph with ``m`` links per node and the given beams."""
-    index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(dim, factory_string("hnsw", hnsw_m=m),
+                                faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
     index.hnsw.efSearch = ef_search
     return index
@@ -124,10 +140,10 @@ def new_hnsw_index(dim: int, m: int, ef_construction: int, ef_search: int) -> An
 
 def new_ivf_index(kind: str, dim: int, nlist: int, pq_m: int) -> Any:
     """An untrained ivf (``IndexIVFFlat``) or ivfpq (``IndexIVFPQ``) inner-product index."""
-    quantizer = faiss.IndexFlatIP(dim)
-    if kind == "ivf":
-        return faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    return faiss.IndexIVFPQ(quantizer, dim, nlist, pq_m, PQ_NBITS, faiss.METRIC_INNER_PRODUCT)
+    if kind not in TRAINED_KINDS:
+        raise ValueError(f"new_ivf_index builds {TRAINED_KINDS}, got {kind!r}")
+    return faiss.index_factory(dim, factory_string(kind, nlist=nlist, pq_m=pq_m),
+                               faiss.METRIC_INNER_PRODUCT)
 
 
 def set_search_params(index: Any, kind: str, nprobe: int, ef_search: int) -> None:

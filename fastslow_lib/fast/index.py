@@ -40,7 +40,7 @@ The pieces live next door: :mod:`~fastslow_lib.fast.vector_checks` (input checks
 :mod:`~fastslow_lib.fast.exact_search` (:func:`exact_search`, :func:`recall_at_k`, the torch
 backend's search), :mod:`~fastslow_lib.fast.faiss_index` (building each faiss kind, GPU
 placement) and :mod:`~fastslow_lib.fast.index_io` (the files :meth:`VectorIndex.save` writes).
-This module re-exports their public names callers use.
+Import their names from them.
 """
 
 from __future__ import annotations
@@ -55,20 +55,11 @@ import torch
 from fastslow_lib.config.checks import check_int, check_optional_int
 from fastslow_lib.fast import faiss_index as fx
 from fastslow_lib.fast import index_io
-from fastslow_lib.fast.exact_search import exact_search, exact_topk, pick_torch_device, recall_at_k
-from fastslow_lib.fast.faiss_index import GPU_MAX_K, HAS_FAISS, PQ_NBITS
+from fastslow_lib.fast.exact_search import exact_topk, pick_torch_device
+from fastslow_lib.fast.faiss_index import GPU_MAX_K, HAS_FAISS
 from fastslow_lib.fast.vector_checks import check_k, check_vectors, to_numpy, to_tensor
 
-__all__ = [
-    "BACKENDS",
-    "GPU_MAX_K",
-    "HAS_FAISS",
-    "KINDS",
-    "PQ_NBITS",
-    "VectorIndex",
-    "exact_search",
-    "recall_at_k",
-]
+__all__ = ["BACKENDS", "KINDS", "VectorIndex"]
 
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw", "ivfpq")
 """The index kinds :class:`VectorIndex` builds."""

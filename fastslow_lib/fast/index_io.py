@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.fast.faiss_index import faiss
 
 __all__ = [
@@ -57,7 +58,7 @@ def write_settings(path: Path, settings: dict[str, Any]) -> None:
     """Write ``settings`` (plus format and version) to the sidecar of ``path``."""
     tagged = {"format": SIDECAR_FORMAT, "version": SIDECAR_VERSION, **settings}
     text = json.dumps(tagged, indent=1, sort_keys=True)
-    sidecar_path(path).write_text(text + "\n", encoding="utf-8")
+    write_atomic(sidecar_path(path), text + "\n")
 
 
 def read_settings(path: Path) -> dict[str, Any]:
@@ -88,7 +89,8 @@ def write_vectors_file(path: Path, vectors: torch.Tensor) -> None:
     """Write the torch backend's matrix to ``path`` as safetensors."""
     from safetensors.torch import save_file
 
-    save_file({SAFETENSORS_KEY: vectors.cpu().contiguous()}, str(path))
+    write_atomic(path, lambda tmp: save_file({SAFETENSORS_KEY: vectors.cpu().contiguous()},
+                                             str(tmp)))
 
 
 def read_vectors_file(path: Path, dim: int) -> torch.Tensor:

@@ -151,7 +151,7 @@ def check_tokens(
     if low < 0 or high >= vocab_size:
         raise ValueError(
             f"token ids must be in [0, {vocab_size}) (the text tower's vocab_size), got ids in "
-            f"[{low}, {high}]; build FastConfig with vocab_size=len(tok) of this tokenizer"
+            f"[{low}, {high}]; build FastConfig with vocab_size=len(tokenizer) of this tokenizer"
         )
     if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
         raise ValueError("attention_mask must hold only 0 and 1")

@@ -33,58 +33,40 @@ identical.
 
 Forward passes check shapes only, never values (a value check is a device sync on a GPU);
 :mod:`fastslow_lib.fast.input_checks` holds the value checks that the edges run on user
-input.
+input. ``DualEncoder.forward`` returns a :class:`FastOutput` (a named tuple, so
+``img, txt, scale = model(...)`` and ``info_nce(*model(...))`` read it as before).
 
-This module keeps the historical import path: the config, the towers and the text-encoder
-helpers live in :mod:`~fastslow_lib.fast.config` and :mod:`~fastslow_lib.fast.towers` and are
-re-exported here.
+The config and the towers live in :mod:`~fastslow_lib.fast.config` and
+:mod:`~fastslow_lib.fast.towers`; import them from there.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fastslow_lib.core.hub import HubModel
-from fastslow_lib.fast.config import (
-    DEFAULT_VISION_BACKBONE,
-    DEFAULT_VISION_KWARGS,
-    MAX_LOGIT_SCALE,
-    TEXT_ENCODERS,
-    FastConfig,
-    as_fast_config,
-)
+from fastslow_lib.fast.config import MAX_LOGIT_SCALE, FastConfig, as_fast_config
 from fastslow_lib.fast.losses import check_embeddings
-from fastslow_lib.fast.towers import (
-    TextTower,
-    VisionTower,
-    bert_config,
-    build_text_encoder,
-    load_backbone_weights,
-    modernbert_config,
-    text_encoder_config,
-)
+from fastslow_lib.fast.towers import TextTower, VisionTower
 
-__all__ = [
-    "DEFAULT_VISION_BACKBONE",
-    "DEFAULT_VISION_KWARGS",
-    "MAX_LOGIT_SCALE",
-    "TEXT_ENCODERS",
-    "DualEncoder",
-    "FastConfig",
-    "TextTower",
-    "VisionTower",
-    "bert_config",
-    "build_text_encoder",
-    "load_backbone_weights",
-    "modernbert_config",
-    "text_encoder_config",
-]
+__all__ = ["DualEncoder", "FastOutput"]
+
+
+class FastOutput(NamedTuple):
+    """What :meth:`DualEncoder.forward` returns: a named tuple, so it unpacks as before."""
+
+    #: ``(B, d)`` unit-norm image embeddings.
+    img_emb: torch.Tensor
+    #: ``(B, d)`` unit-norm caption embeddings.
+    txt_emb: torch.Tensor
+    #: The clamped scale ``exp(t)`` (not its log), a 0-d tensor with gradient.
+    logit_scale: torch.Tensor
 
 
 class DualEncoder(nn.Module, HubModel):
@@ -138,11 +120,12 @@ class DualEncoder(nn.Module, HubModel):
 
     def forward(
         self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> FastOutput:
         """Embed a batch of matching (image, caption) pairs.
 
-        Returns ``(img_emb, txt_emb, logit_scale)``: two ``(B, d)`` unit-norm tensors and the
-        clamped scale ``exp(t)`` (not its log), ready for ``losses.info_nce``.
+        Returns a :class:`FastOutput` ``(img_emb, txt_emb, logit_scale)``: two ``(B, d)``
+        unit-norm tensors and the clamped scale ``exp(t)`` (not its log), ready for
+        ``losses.info_nce``.
         """
         n_images = images.shape[0] if isinstance(images, torch.Tensor) else None
         n_texts = input_ids.shape[0] if isinstance(input_ids, torch.Tensor) else None
@@ -150,7 +133,8 @@ class DualEncoder(nn.Module, HubModel):
             raise ValueError(
                 f"forward takes matching pairs: got {n_images} images and {n_texts} captions"
             )
-        return self.encode_image(images), self.encode_text(input_ids, attention_mask), self.scale()
+        return FastOutput(self.encode_image(images), self.encode_text(input_ids, attention_mask),
+                          self.scale())
 
     @staticmethod
     def similarity(img_emb: torch.Tensor, txt_emb: torch.Tensor) -> torch.Tensor:

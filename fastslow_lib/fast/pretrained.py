@@ -40,6 +40,8 @@ from pathlib import Path
 
 import torch
 
+from fastslow_lib.core.checkpoint import write_atomic
+
 __all__ = ["LITE0_PACKAGE", "MINILM_PACKAGE", "PretrainedMissingError",
            "efficientnet_lite0_file", "efficientnet_lite0_state_dict", "minilm_dir",
            "save_efficientnet_lite0"]
@@ -118,17 +120,15 @@ def save_efficientnet_lite0(path: str | Path, source: str | Path | None = None) 
     """Write the renamed weights as safetensors at ``path`` (for ``vision_pretrained_path``)."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = efficientnet_lite0_state_dict(source)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-    return path
+    return write_atomic(path, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
+                                                    str(tmp)))
 
 
 def minilm_dir() -> Path:
     """The folder of the installed MiniLM (``config.json``, weights, ``tokenizer.json``).
 
-    For :meth:`~fastslow_lib.fast.model.TextTower.from_pretrained_dir` and
+    For :meth:`~fastslow_lib.fast.towers.TextTower.from_pretrained_dir` and
     :func:`~fastslow_lib.data.tokenizer.load_pretrained_tokenizer`. Raises
     :class:`PretrainedMissingError` saying what to install when the package or a file is missing.
     """

@@ -21,38 +21,63 @@ Pieces, as in Miech et al. (CVPR 2021), at laptop scale:
 
 Forward passes check shapes only, never values (a value check is a device sync on a GPU);
 images from users go through :func:`fastslow_lib.fast.input_checks.check_images` at the edges.
-This module keeps the historical import path: the config, pyramid and decoder are re-exported
-here.
+The forward passes return typed outputs (:class:`SlowOutput`, :class:`MatchingOutput`):
+``transformers`` ``ModelOutput`` dataclasses, read as attributes (``out.loss``) or, as before,
+as a dict (``out["loss"]``, ``out.get("caption")``, ``"backward" in out``, ``**out``). The
+config, pyramid and decoder live in :mod:`~fastslow_lib.slow.config`,
+:mod:`~fastslow_lib.slow.pyramid` and :mod:`~fastslow_lib.slow.decoder`; import them from there.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.utils import ModelOutput
 
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.hub import HubModel
-from fastslow_lib.slow.config import PYRAMID_STRIDES, SlowConfig
-from fastslow_lib.slow.decoder import Attention, CaptionDecoder, DecoderLayer, token_logprobs
-from fastslow_lib.slow.pyramid import VisualPyramid, position_code_2d
+from fastslow_lib.slow.config import SlowConfig
+from fastslow_lib.slow.decoder import CaptionDecoder
+from fastslow_lib.slow.pyramid import VisualPyramid
 
-__all__ = [
-    "PYRAMID_STRIDES",
-    "Attention",
-    "CaptionDecoder",
-    "ChunkPlan",
-    "DecoderLayer",
-    "MatchingModel",
-    "SlowConfig",
-    "SlowModel",
-    "VisualPyramid",
-    "length_chunk_plan",
-    "position_code_2d",
-    "token_logprobs",
-]
+__all__ = ["ChunkPlan", "MatchingModel", "MatchingOutput", "SlowModel", "SlowOutput",
+           "length_chunk_plan"]
+
+
+@dataclass
+class SlowOutput(ModelOutput):
+    """What :meth:`SlowModel.forward` returns: the training losses, typed.
+
+    A ``ModelOutput`` (an ordered dict): ``out.loss`` and ``out["loss"]`` are the same tensor;
+    keys are the fields that are set, in this order (``backward`` only when bidirectional).
+    """
+
+    #: Mean token cross-entropy of the forward (left-to-right) decoder.
+    forward: torch.Tensor | None = None
+    #: Mean token cross-entropy of the backward decoder (None when forward-only).
+    backward: torch.Tensor | None = None
+    #: The training loss: the sum of the directions' losses.
+    loss: torch.Tensor | None = None
+
+
+@dataclass
+class MatchingOutput(ModelOutput):
+    """What :meth:`MatchingModel.forward` returns, typed (a ``ModelOutput``, as
+    :class:`SlowOutput`): the matching loss, the total loss, the accuracy, and the captioning
+    loss when ``caption_weight > 0`` (else None and not a key)."""
+
+    #: The matching loss (binary or listwise cross-entropy).
+    matching: torch.Tensor | None = None
+    #: The training loss: ``matching + caption_weight * caption``.
+    loss: torch.Tensor | None = None
+    #: Share of right matching decisions (detached).
+    accuracy: torch.Tensor | None = None
+    #: The forward captioning loss of the matching pairs (only when ``caption_weight > 0``).
+    caption: torch.Tensor | None = None
 
 
 #: Rows of a batch in groups of similar caption length, each with its longest length.
@@ -94,8 +119,9 @@ class SlowModel(nn.Module, HubModel):
     def forward(
         self, images: torch.Tensor, fwd: dict[str, torch.Tensor], bwd: dict[str, torch.Tensor],
         *, length_chunks: int = 1, chunks: dict[str, ChunkPlan] | None = None,
-    ) -> dict[str, torch.Tensor]:
-        """Training losses of matching pairs: mean token cross-entropy per direction, and total.
+    ) -> SlowOutput:
+        """Training losses of matching pairs: mean token cross-entropy per direction, and total
+        (a :class:`SlowOutput`: ``forward``, ``backward`` if bidirectional, ``loss``).
 
         ``fwd`` and ``bwd`` are ``encode`` batches of the same captions (``bwd`` with
         ``reverse=True``); ``bwd`` is unused when the model is forward-only.
@@ -116,7 +142,7 @@ class SlowModel(nn.Module, HubModel):
         """
         check_int(length_chunks, "length_chunks", type_error=ValueError)
         visual = self.vision(images)
-        losses = {}
+        losses: dict[str, torch.Tensor] = {}
         for name, decoder in self.decoders():
             batch = fwd if name == "forward" else bwd
             ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -131,8 +157,7 @@ class SlowModel(nn.Module, HubModel):
                     ignore_index=-100, reduction="sum",
                 )
             losses[name] = total / mask[:, 1:].sum()
-        losses["loss"] = sum(losses.values())  # type: ignore[assignment]
-        return losses
+        return SlowOutput(**losses, loss=sum(losses.values()))
 
     def num_parameters(self) -> int:
         """Number of parameters."""
@@ -179,7 +204,7 @@ class MatchingModel(nn.Module, HubModel):
         self, images: torch.Tensor, fwd: dict[str, torch.Tensor],
         negative_images: torch.Tensor | None = None, *, caption_weight: float = 0.0,
         listwise: bool = False,
-    ) -> dict[str, torch.Tensor]:
+    ) -> MatchingOutput:
         """The matching loss of a batch, plus ``caption_weight`` times the captioning loss.
 
         * ``listwise=False``: binary cross-entropy of the matching pairs (label 1) and caption
@@ -193,9 +218,9 @@ class MatchingModel(nn.Module, HubModel):
 
         The captioning loss is the forward one of the matching pairs (mean token cross-entropy
         through the tied embedding, read from the same hidden states: causal attention makes
-        the prefix states those of ``ids[:, :-1]``). Returns ``loss``, its ``matching`` and
-        ``caption`` parts, and ``accuracy`` (of the matching decisions: the own image ranked
-        first, for ``listwise``).
+        the prefix states those of ``ids[:, :-1]``). Returns a :class:`MatchingOutput`:
+        ``loss``, its ``matching`` and ``caption`` parts, and ``accuracy`` (of the matching
+        decisions: the own image ranked first, for ``listwise``).
         """
         if not caption_weight >= 0.0:
             raise ValueError(f"caption_weight must be >= 0, got {caption_weight}")
@@ -231,15 +256,14 @@ class MatchingModel(nn.Module, HubModel):
             labels[:n] = 1.0
             matching = F.binary_cross_entropy_with_logits(logits, labels)
             accuracy = ((logits > 0).float() == labels).float().mean().detach()
-        out = {"matching": matching, "loss": matching, "accuracy": accuracy}
-        if caption_weight > 0:
-            words = hidden[:n, :-1] @ self.trunk.embed.weight.T
-            target = ids[:n, 1:].masked_fill(mask[:n, 1:] == 0, -100)
-            caption = F.cross_entropy(words.reshape(-1, words.shape[-1]).float(),
-                                      target.reshape(-1), ignore_index=-100)
-            out["caption"] = caption
-            out["loss"] = matching + caption_weight * caption
-        return out
+        if caption_weight <= 0:
+            return MatchingOutput(matching=matching, loss=matching, accuracy=accuracy)
+        words = hidden[:n, :-1] @ self.trunk.embed.weight.T
+        target = ids[:n, 1:].masked_fill(mask[:n, 1:] == 0, -100)
+        caption = F.cross_entropy(words.reshape(-1, words.shape[-1]).float(),
+                                  target.reshape(-1), ignore_index=-100)
+        return MatchingOutput(matching=matching, loss=matching + caption_weight * caption,
+                              accuracy=accuracy, caption=caption)
 
     def num_parameters(self) -> int:
         """Number of parameters."""

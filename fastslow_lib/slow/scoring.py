@@ -21,9 +21,10 @@ import torch
 
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.data.datasets import images_to_tensor
-from fastslow_lib.data.tokenizer import encode
+from fastslow_lib.data.tokenizer import check_texts, encode_unchecked
 from fastslow_lib.fast.input_checks import check_vocabulary
-from fastslow_lib.slow.model import MatchingModel, SlowModel, token_logprobs
+from fastslow_lib.slow.decoder import token_logprobs
+from fastslow_lib.slow.model import MatchingModel, SlowModel
 
 __all__ = ["Cache", "Tokens", "blocked_scores", "caption_tokens", "check_gallery",
            "decoder_directions", "image_cache", "length_blocks", "score_block", "score_rows",
@@ -42,9 +43,14 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v[:, :length] for k, v in batch.items()}
 
 
-def caption_tokens(tok, texts: Sequence[str], max_len: int) -> Tokens:
-    """``texts`` encoded in both directions, each trimmed to its longest real sequence."""
-    return {name: trim_padding(encode(tok, list(texts), max_len=max_len, reverse=reverse))
+def caption_tokens(tokenizer, texts: Sequence[str], max_len: int) -> Tokens:
+    """``texts`` encoded in both directions, each trimmed to its longest real sequence.
+
+    An inner step: it trusts its caller to have checked ``texts`` and ``tokenizer`` once
+    (:func:`~fastslow_lib.data.tokenizer.check_texts`, as the scorers and the batch builders
+    do), so a batch is not checked again per direction.
+    """
+    return {name: trim_padding(encode_unchecked(tokenizer, texts, max_len, reverse=reverse))
             for name, reverse in (("forward", False), ("backward", True))}
 
 
@@ -168,7 +174,7 @@ def blocked_scores(
 
 @torch.no_grad()
 def slow_scores(
-    model: SlowModel, tok, texts: Sequence[str], images: np.ndarray, *, max_len: int,
+    model: SlowModel, tokenizer, texts: Sequence[str], images: np.ndarray, *, max_len: int,
     text_block: int = 8, image_block: int = 64, device: torch.device | str = "cpu",
     progress_bar=None, directions: Sequence[str] | None = None,
 ) -> np.ndarray:
@@ -181,11 +187,13 @@ def slow_scores(
     are measured by ``benchmarks/bench_slow.py``).
     """
     check_gallery(model, images)
-    check_vocabulary(model, tok)
+    texts = check_texts(texts)
+    check_int(max_len, "max_len", 3)
+    check_vocabulary(model, tokenizer)
     decoder_directions(model, directions)
     model.eval()
     return blocked_scores(
-        model, caption_tokens(tok, texts, max_len), len(images),
+        model, caption_tokens(tokenizer, texts, max_len), len(images),
         lambda i0, i1: image_cache(model, images[i0:i1], device),
         text_block=text_block, image_block=image_block, progress_bar=progress_bar,
         directions=directions,
@@ -194,20 +202,22 @@ def slow_scores(
 
 @torch.no_grad()
 def slow_pair_scores(
-    model: torch.nn.Module, tok, texts: Sequence[str], images: np.ndarray, *, max_len: int,
+    model: torch.nn.Module, tokenizer, texts: Sequence[str], images: np.ndarray, *, max_len: int,
     batch: int = 256, device: torch.device | str = "cpu", directions: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Scores of aligned pairs ``(texts[i], images[i])``: ``(len(texts),)``."""
     check_gallery(model, images)
+    texts = check_texts(texts)
+    check_int(max_len, "max_len", 3)
     if len(texts) != len(images):
         raise ValueError(f"{len(texts)} texts but {len(images)} images: pairs must align")
-    check_vocabulary(model, tok)
+    check_vocabulary(model, tokenizer)
     decoder_directions(model, directions)
     model.eval()
     out = []
     for s in range(0, len(texts), batch):
         tokens = {name: {k: v.to(device) for k, v in d.items()}
-                  for name, d in caption_tokens(tok, texts[s : s + batch], max_len).items()}
+                  for name, d in caption_tokens(tokenizer, texts[s : s + batch], max_len).items()}
         visual = model.vision(images_to_tensor(images[s : s + batch]).to(device))
         out.append(score_rows(model, tokens, visual=visual, directions=directions))
     return torch.cat(out).numpy()

@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_lib.config.checks import check_int
 from fastslow_lib.config.training import SlowTrainConfig
 from fastslow_lib.core.cache import Recipe, training_key
 from fastslow_lib.core.loop import fit
 from fastslow_lib.data.datasets import TrainPairs, images_to_tensor
+from fastslow_lib.data.tokenizer import check_texts
 from fastslow_lib.data.world import Split, World
 from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.slow.model import SlowConfig, SlowModel, length_chunk_plan
@@ -62,7 +64,9 @@ def slow_batch(
     tokenizer, captions: list[str], images: np.ndarray, max_len: int
 ) -> dict[str, Any]:
     """Images as a tensor and the captions encoded in both directions (``"forward"``,
-    ``"backward"``), each trimmed to its longest caption."""
+    ``"backward"``), each trimmed to its longest caption; the captions are checked once."""
+    captions = check_texts(captions)
+    check_int(max_len, "max_len", 3)
     return {"image": images_to_tensor(images), **caption_tokens(tokenizer, captions, max_len)}
 
 

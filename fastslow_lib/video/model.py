@@ -25,8 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastslow_lib.config.checks import check_int
-from fastslow_lib.fast.model import DualEncoder, FastConfig
-from fastslow_lib.slow.model import SlowConfig, SlowModel, VisualPyramid
+from fastslow_lib.fast.config import FastConfig
+from fastslow_lib.fast.model import DualEncoder
+from fastslow_lib.slow.config import SlowConfig
+from fastslow_lib.slow.model import SlowModel
+from fastslow_lib.slow.pyramid import VisualPyramid
 
 TEMPORAL: tuple[str, ...] = ("mean", "transformer")
 

@@ -18,12 +18,11 @@ import torch
 
 from fastslow_lib.config.training import VideoSettings
 from fastslow_lib.core.cache import Recipe, training_key
-from fastslow_lib.core.checkpoint import load_checkpoint
 from fastslow_lib.data.clips import FRAMES, ClipWorld
-from fastslow_lib.fast.model import FastConfig
-from fastslow_lib.fast.training import build_dual_encoder, train_fast
-from fastslow_lib.slow.model import SlowConfig
-from fastslow_lib.slow.training import build_slow_model, train_slow
+from fastslow_lib.fast.model import DualEncoder, FastConfig
+from fastslow_lib.fast.training import train_fast
+from fastslow_lib.slow.model import SlowConfig, SlowModel
+from fastslow_lib.slow.training import train_slow
 from fastslow_lib.video.model import VideoDualEncoder, VideoSlowModel
 
 __all__ = ["VideoSettings", "transfer_weights", "video_fast_recipe", "video_slow_recipe"]
@@ -72,7 +71,7 @@ def video_fast_recipe(
 
     def train(model: torch.nn.Module) -> dict:
         if init_from is not None:
-            transfer_weights(load_checkpoint(build_dual_encoder, init_from).vision, model.vision)
+            transfer_weights(DualEncoder.from_pretrained(init_from).vision, model.vision)
         return {"history": train_fast(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
                                       desc=f"training video Fast ({temporal})")}
 
@@ -99,7 +98,7 @@ def video_slow_recipe(
 
     def train(model: torch.nn.Module) -> dict:
         if init_from is not None:
-            transfer_weights(load_checkpoint(build_slow_model, init_from).vision, model.vision)
+            transfer_weights(SlowModel.from_pretrained(init_from).vision, model.vision)
         return {"history": train_slow(model, world, tokenizer, cfg, device=device,  # type: ignore[arg-type]
                                       desc="training video Slow")}
 

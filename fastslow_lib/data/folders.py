@@ -1,17 +1,18 @@
-"""The on-disk cache of generated worlds: one folder per config, two files per cached item.
+"""Where generated worlds are kept: one folder per config, one cached item per split.
 
 Generating a world draws and captions every image or clip; reading the result back only
 loads arrays, so :func:`~fastslow_lib.data.world.load_world` (the image world,
 notebooks/00_data.ipynb) and :func:`~fastslow_lib.data.clips.load_clip_world` (the clip world,
-notebooks/05_video.ipynb) keep what they generate here. The layout, the same for both worlds::
+notebooks/05_video.ipynb) keep what they generate here, through the library's one array cache
+(:func:`fastslow_lib.core.checkpoint.cached_item`). The layout, the same for both worlds::
 
     <cache dir>/<prefix>-<config key>/
         config.json            the config, for a reader (the folder name is its hash)
-        <name>.npz             the item's arrays (pixels, caption owners)
-        <name>.json            the rest (scenes or scripts, captions, caption meanings)
+        <name>.safetensors     the item's arrays (pixels, caption owners)
+        <name>.json            its key and the rest (scenes or scripts, captions, meanings)
         tokenizer/             the training captions' tokenizer (notebook 00)
 
-An item counts as cached once its ``.npz`` exists, and that file is written last (through a
+An item counts as cached once its ``.json`` exists, and that file is written last (through a
 temporary name), so an interrupted save is regenerated instead of read half-written. A cache
 that cannot be read raises an OSError naming the item and the folder, and saying to delete
 the folder; it is never silently regenerated over.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 from transformers import PreTrainedTokenizerFast
 
 from fastslow_lib.config.world import ClipConfig, WorldConfig
+from fastslow_lib.core.checkpoint import cached_item, write_atomic
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.data.tokenizer import build_tokenizer, load_tokenizer, save_tokenizer
 
@@ -40,15 +41,9 @@ __all__ = [
     "cached_or_generated",
     "cached_tokenizer",
     "default_cache_dir",
-    "load_arrays",
-    "save_arrays",
 ]
 
 T = TypeVar("T")
-
-#: What a damaged or foreign cache file raises while it is read back.
-_UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
-
 
 def default_cache_dir() -> Path:
     """``$FASTSLOW_DATA`` if set, else ``data/cache`` in the repository (or the cwd)."""
@@ -82,35 +77,8 @@ def cache_folder(
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = root / f"{prefix}-{config.key()}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    write_atomic(folder / "config.json", json.dumps(asdict(config), indent=1))
     return folder
-
-
-def save_arrays(folder: Path, name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write ``folder/name.npz`` (the arrays) and ``folder/name.json`` (``meta``), npz last."""
-    tmp = folder / f"{name}.tmp.npz"
-    np.savez(tmp, **arrays)
-    (folder / f"{name}.json").write_text(json.dumps(meta))
-    os.replace(tmp, folder / f"{name}.npz")
-
-
-def _unreadable(folder: Path, what: str, error: BaseException) -> OSError:
-    return OSError(f"the cached {what} in {folder} is unreadable ({error!r}); delete the folder "
-                   f"to regenerate it")
-
-
-def load_arrays(folder: Path, name: str, what: str) -> tuple[dict[str, np.ndarray], dict]:
-    """The arrays and the metadata :func:`save_arrays` wrote under ``name``.
-
-    ``what`` names the item for the error a damaged file raises (e.g. ``"world split 'test'"``).
-    """
-    try:
-        with np.load(folder / f"{name}.npz") as z:
-            arrays = {k: z[k] for k in z.files}
-        meta = json.loads((folder / f"{name}.json").read_text())
-    except _UNREADABLE as e:
-        raise _unreadable(folder, what, e) from e
-    return arrays, meta
 
 
 def cached_or_generated(
@@ -121,22 +89,17 @@ def cached_or_generated(
     pack: Callable[[T], tuple[dict[str, np.ndarray], dict[str, Any]]],
     unpack: Callable[[dict[str, np.ndarray], dict[str, Any]], T],
 ) -> T:
-    """The item ``name`` read from ``folder`` if cached there, else generated (and cached).
+    """The item ``name`` of the world folder ``folder``, read if cached there, else generated and
+    cached (:func:`fastslow_lib.core.checkpoint.cached_item`, keyed by the folder's config key).
 
-    ``pack`` turns the item into ``(arrays, meta)`` for :func:`save_arrays`, ``unpack`` the
-    other way round. ``folder=None`` generates without caching. A cached item that cannot be
-    read or unpacked raises an OSError naming ``what`` and the folder.
+    ``pack`` turns the item into ``(arrays, meta)``, ``unpack`` the other way round;
+    ``folder=None`` generates without caching. An item that cannot be read raises an OSError
+    naming ``what`` and saying to delete the folder.
     """
-    if folder is not None and (folder / f"{name}.npz").exists():
-        arrays, meta = load_arrays(folder, name, what)
-        try:
-            return unpack(arrays, meta)
-        except _UNREADABLE as e:
-            raise _unreadable(folder, what, e) from e
-    item = generate()
-    if folder is not None:
-        save_arrays(folder, name, *pack(item))
-    return item
+    path = folder / f"{name}.safetensors" if folder is not None else None
+    key = {"folder": folder.name if folder is not None else None, "item": name}
+    return cached_item(path, key, generate, pack, unpack, what=what,
+                       hint=f"delete the folder {str(folder)!r} to regenerate it")
 
 
 def cached_tokenizer(folder: Path | None, captions: list[str]) -> PreTrainedTokenizerFast:
