@@ -66,9 +66,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     "fastslow_lib.core.timing": ("StageTimer", "Timer", "format_seconds", "measure"),
     # data: the image world, the 5K protocol, the clips, real datasets
     "fastslow_lib.data.captions": (
-        "CAPTION_KINDS", "CaptionForm", "Mention", "caption_is_true", "caption_kind",
-        "caption_scene_n", "parse_caption",
+        "CAPTION_KINDS", "CaptionForm", "Mention", "caption_kind", "caption_scene_n",
     ),
+    "fastslow_lib.data.caption_parser": ("caption_is_true", "parse_caption"),
     "fastslow_lib.data.datasets": ("RetrievalProtocol", "images_to_tensor"),
     "fastslow_lib.data.render": ("render_scene",),
     "fastslow_lib.data.scene": ("sample_scene", "swap_attribute"),

@@ -59,12 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=(), metavar="SEED",
                         help="with --check: retrain at these other seeds too and record their "
                         "figures (the seed-to-seed spread beside the tolerance)")
+    parser.add_argument("--caption-detail", type=float, default=None, metavar="D",
+                        help="the release models of the world whose captions say D of their "
+                        "scene (0 < D < 1; their own folder, data/release/captions-<100 D>)")
     parser.add_argument("--no-results", action="store_true",
                         help="do not refresh the kept results files (results/test5k.json)")
     args = parser.parse_args(argv)
     if args.seeds and not args.check:
         parser.error("--seeds needs --check NAME")
     preset = get_preset(args.preset)
+    if args.caption_detail is not None:
+        if not 0 < args.caption_detail < 1:
+            parser.error(f"--caption-detail must be in (0, 1), got {args.caption_detail}")
+        preset = preset.with_caption_detail(args.caption_detail)
     if args.list:
         models = manifest(release_dir(preset))["models"]
         for name, spec in REGISTRY.items():
@@ -83,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0 if all(r["within"] for r in records) else 1
     reproduce(args.only or None, preset, device=args.device)
-    if not args.no_results:
+    if not args.no_results and preset.world.caption_detail >= 1:
         refresh_kept_results(preset, args.threads)
     print(f"done in {time.perf_counter() - start:.0f} s")
     return 0

@@ -10,7 +10,8 @@ from shared import TINY_VISION
 
 from fastslow_lib.core.cache import load_or_train
 from fastslow_lib.core.checkpoint import checkpoint_exists, read_metadata
-from fastslow_lib.data.captions import is_true, tokenize_caption
+from fastslow_lib.data.caption_parser import tokenize_caption
+from fastslow_lib.data.captions import is_true
 from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.fast.model import DualEncoder, FastConfig
 from fastslow_lib.slow.grounding import upsample_map, word_heatmaps

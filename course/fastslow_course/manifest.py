@@ -63,15 +63,26 @@ def train_mode() -> str:
 def release_dir(preset: Preset, mode: str = "release") -> Path:
     """Where ``preset``'s release models live: ``data/release`` for ``cpu`` (committed),
     ``checkpoints/release-<preset>`` for other presets; ``checkpoints/full-<preset>`` in
-    ``full`` mode. ``$FASTSLOW_RELEASE_DIR`` overrides the release folder."""
+    ``full`` mode. ``$FASTSLOW_RELEASE_DIR`` overrides the release folder. A world whose
+    captions leave things out (``caption_detail`` below 1, notebook 03) has its own release
+    models in a subfolder, ``captions-<detail in percent>`` (:func:`world_subfolder`)."""
+    sub = world_subfolder(preset)
     if mode == "full":
-        return repo_root() / "checkpoints" / f"full-{preset.name}"
-    env = os.environ.get("FASTSLOW_RELEASE_DIR", "").strip()
-    if env:
-        return Path(env)
-    if preset.name == "cpu":
-        return repo_root() / "data" / "release"
-    return repo_root() / "checkpoints" / f"release-{preset.name}"
+        base = repo_root() / "checkpoints" / f"full-{preset.name}"
+    elif os.environ.get("FASTSLOW_RELEASE_DIR", "").strip():
+        base = Path(os.environ["FASTSLOW_RELEASE_DIR"].strip())
+    elif preset.name == "cpu":
+        base = repo_root() / "data" / "release"
+    else:
+        base = repo_root() / "checkpoints" / f"release-{preset.name}"
+    return base / sub if sub else base
+
+
+def world_subfolder(preset: Preset) -> str:
+    """``""`` for a preset's own world; ``captions-60`` for its world at ``caption_detail``
+    0.6 (the release models trained on that world live there)."""
+    detail = preset.world.caption_detail
+    return "" if detail >= 1 else f"captions-{round(detail * 100)}"
 
 
 def sha256_file(path: Path) -> str:

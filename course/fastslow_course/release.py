@@ -55,6 +55,7 @@ from fastslow_course.manifest import (
     show_path,
     train_mode,
     verify_release,
+    world_subfolder,
 )
 from fastslow_lib.config.presets import Preset, get_preset
 from fastslow_lib.core.cache import file_fingerprint
@@ -101,7 +102,8 @@ class Releases(Models):
         self.may_train = self.mode == "full"
         self.budgets = self.preset.release_budgets()
         if self.cache_dir is None:  # recipes' inputs (mined negatives, the teacher's scores)
-            self.cache_dir = repo_root() / "checkpoints" / "release-cache"
+            self.cache_dir = repo_root() / "checkpoints" / "release-cache" / \
+                world_subfolder(self.preset)
         super().__post_init__()
 
     def before_load(self, name: str) -> None:

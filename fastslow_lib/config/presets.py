@@ -13,7 +13,7 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastslow_lib.config.training import (
@@ -74,6 +74,12 @@ class Preset:
         factory takes them (``create_model(name, budgets=preset.live_budgets())``). The
         demonstration student trains with :meth:`distill_demo`."""
         return ReleaseBudgets(self.fast_train, self.slow_train, self.distill, self.video)
+
+    def with_caption_detail(self, detail: float) -> Preset:
+        """This preset on the world whose captions say ``detail`` of their scene
+        (``WorldConfig.caption_detail``; notebook 03): the same sizes and budgets, so models
+        trained on either world are compared at equal budget."""
+        return replace(self, world=replace(self.world, caption_detail=detail))
 
 
 PRESETS: dict[str, Preset] = {

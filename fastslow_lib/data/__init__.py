@@ -5,22 +5,15 @@ Above :mod:`fastslow_lib.config` and :mod:`fastslow_lib.core`, below every model
 imports training, presets or results. A world is loaded from its config
 (``load_world(get_preset(name).world)``); the preset look-up happens in the caller.
 
-* the image world (``scene``, ``render``, ``captions``, ``truth``, ``world``, ``cache``,
-  ``datasets``, ``tokenizer``): notebooks/00_data.ipynb;
+* the image world (``scene``, ``render``, ``captions``, ``caption_parser``, ``truth``,
+  ``world``, ``folders``, ``datasets``, ``tokenizer``): notebooks/00_data.ipynb;
 * the 5K protocol (``protocols``: COCO-sized, with near-duplicates): notebooks/04_rerank.ipynb;
 * the clip world (``clip_scripts``, ``clips``): notebooks/05_video.ipynb;
 * the real-data loaders (``real``, ``karpathy``, ``vatex``): notebooks/06_demo_and_scale.ipynb.
 """
 
-from fastslow_lib.data.captions import (
-    CaptionForm,
-    CaptionParseError,
-    Mention,
-    Relation,
-    caption_is_true,
-    is_true,
-    parse_caption,
-)
+from fastslow_lib.data.caption_parser import CaptionParseError, caption_is_true, parse_caption
+from fastslow_lib.data.captions import CaptionForm, Mention, Relation, is_true
 from fastslow_lib.data.datasets import (
     RetrievalProtocol,
     TrainPairs,

@@ -13,8 +13,9 @@ where they are, in one of three ways:
 A caption's meaning is a :class:`CaptionForm`: the mentioned objects (attributes and optional
 places) and the relations between them. A caption is *true of* a scene when the scene has
 exactly as many objects as the caption mentions and some one-to-one matching of mentions to
-objects satisfies every attribute, place and relation. :func:`parse_caption` reads a caption's
-text back into its form, so the checker tests the words themselves, not the generator's notes.
+objects satisfies every attribute, place and relation. ``parse_caption``
+(:mod:`fastslow_lib.data.caption_parser`) reads a caption's text back into its form, so the
+checker tests the words themselves, not the generator's notes.
 
 Taught in notebooks/00_data.ipynb.
 """
@@ -22,11 +23,10 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fastslow_lib.config.world import COLOURS, SHAPES
 from fastslow_lib.data.scene import Obj, Scene
 
 COUNT_WORDS: dict[int, str] = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
@@ -78,15 +78,22 @@ class CaptionForm:
 
     mentions: tuple[Mention, ...]
     relations: tuple[Relation, ...] = ()
+    #: False: the caption names every object of its scene (true only of scenes with exactly
+    #: these objects). True: it may leave objects out (true of any scene holding at least the
+    #: objects it names), as real captions do (``WorldConfig.caption_detail`` below 1).
+    partial: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready form (used by the cache)."""
-        return {
+        out: dict = {
             "mentions": [
                 [m.shape, m.colour, m.size, m.vpos, m.hpos] for m in self.mentions
             ],
             "relations": [[r.a, r.rel, r.b] for r in self.relations],
         }
+        if self.partial:
+            out["partial"] = True
+        return out
 
     @staticmethod
     def from_dict(d: dict) -> CaptionForm:
@@ -94,6 +101,7 @@ class CaptionForm:
         return CaptionForm(
             tuple(Mention(*m) for m in d["mentions"]),
             tuple(Relation(int(a), str(rel), int(b)) for a, rel, b in d["relations"]),
+            bool(d.get("partial", False)),
         )
 
 
@@ -129,14 +137,15 @@ def mention_matches(m: Mention, obj: Obj, scene: Scene) -> bool:
 def is_true(form: CaptionForm, scene: Scene) -> bool:
     """Whether the caption with meaning ``form`` is true of ``scene``.
 
-    True when the scene has exactly ``len(form.mentions)`` objects and a one-to-one matching of
-    mentions to objects satisfies every mention and every relation.
+    True when the scene has exactly ``len(form.mentions)`` objects (at least that many for a
+    ``partial`` form) and a one-to-one matching of mentions to distinct objects satisfies every
+    mention and every relation.
     """
-    objs = scene.objects
-    if len(objs) != len(form.mentions):
+    objs, k = scene.objects, len(form.mentions)
+    if len(objs) < k or (len(objs) > k and not form.partial):
         return False
     fits = [[mention_matches(m, o, scene) for o in objs] for m in form.mentions]
-    for perm in itertools.permutations(range(len(objs))):
+    for perm in itertools.permutations(range(len(objs)), k):
         if not all(fits[k][perm[k]] for k in range(len(perm))):
             continue
         if all(relation_holds(r.rel, objs[perm[r.a]], objs[perm[r.b]]) for r in form.relations):
@@ -192,16 +201,26 @@ def _count_prefix(n: int, rng: np.random.Generator, prob: float) -> str:
     return f"there are {COUNT_WORDS[n]} {noun}: "
 
 
-def _where(scene: Scene, rng: np.random.Generator, size_prob: float) -> tuple[str, CaptionForm]:
+def _placed(obj: Obj, scene: Scene, rng: np.random.Generator, size_prob: float,
+            place_prob: float) -> tuple[str, Mention]:
+    """Noun phrase and, with ``place_prob`` (always at 1, drawing nothing), its place."""
+    np_text, m = _np(obj, rng, size_prob)
+    if place_prob < 1 and rng.random() >= place_prob:
+        return np_text, m
+    pp_text, v, h = _pp(obj, scene, rng)
+    return f"{np_text} {pp_text}", Mention(m.shape, m.colour, m.size, v, h)
+
+
+def _where(scene: Scene, rng: np.random.Generator, size_prob: float,
+           place_prob: float = 1.0) -> tuple[str, CaptionForm]:
     order = rng.permutation(len(scene.objects))
     parts, mentions = [], []
     for i in order:
-        obj = scene.objects[int(i)]
-        np_text, m = _np(obj, rng, size_prob)
-        pp_text, v, h = _pp(obj, scene, rng)
-        parts.append(f"{np_text} {pp_text}")
-        mentions.append(Mention(m.shape, m.colour, m.size, v, h))
-    text = _count_prefix(len(parts), rng, 0.3) + _join(parts, rng)
+        text, m = _placed(scene.objects[int(i)], scene, rng, size_prob, place_prob)
+        parts.append(text)
+        mentions.append(m)
+    count_prob = 0.3 if place_prob >= 1 else 0.0  # a partial caption does not count the scene
+    text = _count_prefix(len(parts), rng, count_prob) + _join(parts, rng)
     return text, CaptionForm(tuple(mentions))
 
 
@@ -242,14 +261,16 @@ def _true_relations(a: Obj, b: Obj) -> list[str]:
     return [r for r in RELATION_WORDS if relation_holds(r, a, b)]
 
 
-def _relation(scene: Scene, rng: np.random.Generator, size_prob: float) -> tuple[str, CaptionForm]:
+def _relation(scene: Scene, rng: np.random.Generator, size_prob: float,
+              place_prob: float = 1.0) -> tuple[str, CaptionForm]:
     order = [scene.objects[int(i)] for i in rng.permutation(len(scene.objects))]
     clauses, mentions, relations = [], [], []
     for start in range(0, len(order) - 1, 2):
         a, b = order[start], order[start + 1]
         a_text, ma = _np(a, rng, size_prob)
         b_text, mb = _np(b, rng, size_prob)
-        if len(order) == 2:  # a lone pair also says where the first object is
+        # a lone pair also says where the first object is (a partial caption: sometimes)
+        if len(order) == 2 and (place_prob >= 1 or rng.random() < place_prob):
             pp_text, v, h = _pp(a, scene, rng)
             a_text = f"{a_text} {pp_text}"
             ma = Mention(ma.shape, ma.colour, ma.size, v, h)
@@ -264,11 +285,9 @@ def _relation(scene: Scene, rng: np.random.Generator, size_prob: float) -> tuple
         mentions += [ma, mb]
         relations.append(Relation(k, rel, k + 1))
     if len(order) % 2 == 1:
-        last = order[-1]
-        np_text, m = _np(last, rng, size_prob)
-        pp_text, v, h = _pp(last, scene, rng)
-        clauses.append(f"{np_text} {pp_text}")
-        mentions.append(Mention(m.shape, m.colour, m.size, v, h))
+        text, m = _placed(order[-1], scene, rng, size_prob, place_prob)
+        clauses.append(text)
+        mentions.append(m)
     sep = (", and ", "; ", " and ")[int(rng.integers(3))]
     text = sep.join(clauses)
     return text, CaptionForm(tuple(mentions), tuple(relations))
@@ -283,203 +302,72 @@ def caption_kind(form: CaptionForm) -> str:
     return "relation" if form.relations else "place"
 
 
+#: Size order for choosing which objects a partial caption names: the largest first.
+_SALIENCE = {"large": 0, "small": 1, "tiny": 2}
+
+
+def named_objects(scene: Scene, rng: np.random.Generator, detail: float) -> Scene:
+    """The objects a caption of ``detail`` names, as a scene of their own.
+
+    ``round(detail * n)`` of the scene's ``n`` objects (at least one), the largest first (ties
+    drawn at random): what people mention first is what stands out. At ``detail=1`` the scene
+    itself, drawing nothing.
+    """
+    n = len(scene.objects)
+    k = max(1, min(n, int(np.floor(detail * n + 0.5))))
+    if k == n:
+        return scene
+    ties = rng.random(n)
+    keep = sorted(sorted(range(n), key=lambda i: (_SALIENCE[scene.objects[i].size], ties[i]))[:k])
+    return replace(scene, objects=tuple(scene.objects[i] for i in keep))
+
+
 def caption_scene(
-    scene: Scene, rng: np.random.Generator, template: str | None = None
+    scene: Scene, rng: np.random.Generator, template: str | None = None, detail: float = 1.0,
 ) -> tuple[str, CaptionForm]:
-    """One random caption of ``scene`` with its meaning; ``template`` picks the kind."""
-    size_prob = 0.9
+    """One random caption of ``scene`` with its meaning; ``template`` picks the kind.
+
+    ``detail`` is how much the caption says (``WorldConfig.caption_detail``): 1 names every
+    object and its place (today's world); below 1 the caption names
+    :func:`named_objects` only, says a place with probability ``detail`` and a size with
+    ``0.9 * detail``, and its form is ``partial`` (true of any scene holding what it names).
+    """
+    if not 0 < detail <= 1:
+        raise ValueError(f"detail must be in (0, 1], got {detail!r}")
+    full = detail >= 1
+    named = scene if full else named_objects(scene, rng, detail)
+    size_prob, place_prob = 0.9 * detail, (1.0 if full else detail)
     if template is None:
         template = TEMPLATES[int(rng.choice(3, p=[0.4, 0.3, 0.3]))]
     if template == "order":
-        axes = _order_axes(scene) if len(scene.objects) > 2 else []
+        axes = _order_axes(named) if len(named.objects) > 2 else []
         if not axes:
             template = ("where", "relation")[int(rng.integers(2))]
         else:
-            return _order(scene, rng, size_prob, axes[int(rng.integers(len(axes)))])
+            text, form = _order(named, rng, size_prob, axes[int(rng.integers(len(axes)))])
+            return text, replace(form, partial=not full)
     if template == "where":
-        return _where(scene, rng, size_prob)
-    if template == "relation":
-        return _relation(scene, rng, size_prob)
-    raise ValueError(f"unknown caption template {template!r}; expected one of {TEMPLATES}")
+        text, form = _where(named, rng, size_prob, place_prob)
+    elif template == "relation":
+        text, form = _relation(named, rng, size_prob, place_prob)
+    else:
+        raise ValueError(f"unknown caption template {template!r}; expected one of {TEMPLATES}")
+    return text, replace(form, partial=not full)
 
 
 def caption_scene_n(
-    scene: Scene, rng: np.random.Generator, n: int = 5, max_tries: int = 50
+    scene: Scene, rng: np.random.Generator, n: int = 5, max_tries: int = 50,
+    detail: float = 1.0,
 ) -> list[tuple[str, CaptionForm]]:
-    """``n`` distinct captions of ``scene`` (as Flickr30K and COCO have five per image)."""
+    """``n`` distinct captions of ``scene`` (as Flickr30K and COCO have five per image), each
+    saying as much as ``detail`` (:func:`caption_scene`)."""
     out: list[tuple[str, CaptionForm]] = []
     seen: set[str] = set()
     for _ in range(max_tries):
-        text, form = caption_scene(scene, rng)
+        text, form = caption_scene(scene, rng, detail=detail)
         if text not in seen:
             seen.add(text)
             out.append((text, form))
             if len(out) == n:
                 return out
     raise RuntimeError(f"could not find {n} distinct captions for scene {scene}")
-
-
-# --------------------------------------------------------------------------------------------
-# Reading: text back to meaning
-# --------------------------------------------------------------------------------------------
-
-_SIZE_OF = {w: size for size, words in SIZE_WORDS.items() for w in words}
-_COUNT_OF = {w: n for n, w in COUNT_WORDS.items()}
-_REL_TOKENS = sorted(
-    ((tuple(p.split()), rel) for rel, ps in RELATION_WORDS.items() for p in ps),
-    key=lambda x: -len(x[0]),
-)
-_ORDER_TOKENS = {tuple(p.split()): rel for p, rel in ORDER_WORDS.items()}
-
-
-def tokenize_caption(text: str) -> list[str]:
-    """Lower-case words with ``,``, ``:`` and ``;`` split off as tokens of their own."""
-    if not isinstance(text, str):
-        raise TypeError(f"a caption must be a string, got {type(text).__name__}")
-    for p in ",:;.":
-        text = text.replace(p, f" {p} ")
-    return text.lower().split()
-
-
-class CaptionParseError(ValueError):
-    """Raised when a caption is not a sentence of the world's grammar."""
-
-
-class _Reader:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.toks = tokenize_caption(text)
-        self.i = 0
-
-    def peek(self, k: int = 0) -> str | None:
-        j = self.i + k
-        return self.toks[j] if j < len(self.toks) else None
-
-    def take(self, *words: str) -> bool:
-        if tuple(self.toks[self.i : self.i + len(words)]) == words:
-            self.i += len(words)
-            return True
-        return False
-
-    def fail(self, what: str) -> CaptionParseError:
-        at = " ".join(self.toks[self.i : self.i + 4]) or "<end>"
-        return CaptionParseError(f"cannot read caption {self.text!r}: expected {what} at {at!r}")
-
-    def noun_phrase(self) -> Mention:
-        if not self.take("a"):
-            raise self.fail("'a' starting an object")
-        size = _SIZE_OF.get(self.peek() or "")
-        if size is not None:
-            self.i += 1
-        colour = self.peek() if self.peek() in COLOURS else None
-        if colour is not None:
-            self.i += 1
-        shape = self.peek()
-        if shape not in SHAPES:
-            raise self.fail(f"a shape ({', '.join(SHAPES)})")
-        self.i += 1
-        return Mention(shape, colour, size)
-
-    def place(self) -> tuple[str | None, str | None] | None:
-        for lead in ("in", "at", "on"):
-            if self.peek() == lead and self.peek(1) == "the":
-                v = self.peek(2) if self.peek(2) in ("top", "bottom") else None
-                if v is not None:
-                    self.i += 3
-                    h = self.peek() if self.peek() in ("left", "right") else None
-                    if h is not None:
-                        self.i += 1
-                        self.take("corner")
-                    return v, h
-                h = self.peek(2) if self.peek(2) in ("left", "right") else None
-                if h is not None:
-                    self.i += 3
-                    return None, h
-                raise self.fail("top, bottom, left or right")
-        return None
-
-    def relation(self) -> str | None:
-        start = self.i
-        self.take("is")
-        for words, rel in _REL_TOKENS:
-            if self.take(*words):
-                return rel
-        self.i = start
-        return None
-
-    def order_phrase(self) -> str | None:
-        for words, rel in _ORDER_TOKENS.items():
-            if self.take(*words):
-                return rel
-        return None
-
-
-def parse_caption(text: str) -> CaptionForm:
-    """Read a caption of the world's grammar back into its :class:`CaptionForm`.
-
-    Raises :class:`CaptionParseError` (a ``ValueError``) naming the words it could not read.
-    """
-    r = _Reader(text)
-    if not r.toks:
-        raise CaptionParseError("empty caption")
-    count = None
-    if r.take("there", "are") or r.peek() in _COUNT_OF:
-        word = r.peek()
-        if word not in _COUNT_OF:
-            raise r.fail("a number")
-        count = _COUNT_OF[word]
-        r.i += 1
-        if not (r.take("shapes") or r.take("objects")):
-            raise r.fail("'shapes' or 'objects'")
-        if not r.take(":"):
-            raise r.fail("':'")
-    order_rel = r.order_phrase()
-    if order_rel is not None and not r.take(":"):
-        raise r.fail("':' after the order phrase")
-    mentions: list[Mention] = []
-    relations: list[Relation] = []
-    pending_rel: str | None = None
-    while True:
-        m = r.noun_phrase()
-        where = r.place()
-        if where is not None:
-            m = Mention(m.shape, m.colour, m.size, where[0], where[1])
-        mentions.append(m)
-        if pending_rel is not None:
-            relations.append(Relation(len(mentions) - 2, pending_rel, len(mentions) - 1))
-            pending_rel = None
-        if r.peek() is None:
-            break
-        rel = r.relation()
-        if rel is not None:
-            pending_rel = rel
-            continue
-        if r.take(",", "and") or r.take(",") or r.take("and") or r.take(";"):
-            suffix = r.order_phrase()
-            if suffix is not None:
-                if order_rel is not None:
-                    raise r.fail("only one order phrase")
-                order_rel = suffix
-                if r.peek() is not None:
-                    raise r.fail("the end of the caption after the order phrase")
-                break
-            continue
-        if r.peek() == ".":
-            r.i += 1
-            if r.peek() is None:
-                break
-        raise r.fail("',', 'and', ';' or a relation")
-    if pending_rel is not None:
-        raise r.fail("an object after the relation")
-    if order_rel is not None:
-        relations += [Relation(k, order_rel, k + 1) for k in range(len(mentions) - 1)]
-    if count is not None and count != len(mentions):
-        raise CaptionParseError(
-            f"caption {text!r} says {count} objects but names {len(mentions)}"
-        )
-    return CaptionForm(tuple(mentions), tuple(relations))
-
-
-def caption_is_true(text: str, scene: Scene) -> bool:
-    """Read ``text`` and check it against ``scene``: the end-to-end caption checker."""
-    return is_true(parse_caption(text), scene)

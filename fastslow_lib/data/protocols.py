@@ -96,7 +96,8 @@ def generate_test5k(cfg: WorldConfig, test: Split, n_images: int = TEST5K_IMAGES
     new = twins + neighbours + drawn
     captions, forms, owner = list(test.captions), list(test.forms), list(test.caption_image)
     for i, scene in enumerate(new, start=len(test)):
-        for text, form in caption_scene_n(scene, rng, cfg.captions_per_image):
+        for text, form in caption_scene_n(scene, rng, cfg.captions_per_image,
+                                          detail=cfg.caption_detail):
             captions.append(text)
             forms.append(form)
             owner.append(i)

@@ -57,11 +57,12 @@ class SceneTable:
 def candidates(form: CaptionForm, table: SceneTable) -> np.ndarray:
     """Boolean mask of the scenes that pass the cheap necessary checks for ``form``.
 
-    A candidate has exactly as many objects as the caption mentions and, for every mention, at
-    least one object with the mentioned attributes and place. Relations and the one-to-one
-    matching are left to :func:`is_true`.
+    A candidate has exactly as many objects as the caption mentions (at least as many for a
+    partial caption) and, for every mention, at least one object with the mentioned attributes
+    and place. Relations and the one-to-one matching are left to :func:`is_true`.
     """
-    keep = table.n_objects == len(form.mentions)
+    k = len(form.mentions)
+    keep = table.n_objects >= k if form.partial else table.n_objects == k
     for m in form.mentions:
         fit = table.shape == _SHAPE_ID[m.shape]
         if m.colour is not None:
@@ -81,6 +82,10 @@ def truth_matrix(forms: Sequence[CaptionForm], scenes: Sequence[Scene]) -> np.nd
     table = SceneTable.from_scenes(scenes)
     out = np.zeros((len(forms), len(scenes)), dtype=bool)
     for q, form in enumerate(forms):
-        for g in np.flatnonzero(candidates(form, table)):
+        keep = candidates(form, table)
+        if form.partial and len(form.mentions) == 1:  # the cheap checks are the whole meaning
+            out[q] = keep
+            continue
+        for g in np.flatnonzero(keep):
             out[q, g] = is_true(form, scenes[int(g)])
     return out

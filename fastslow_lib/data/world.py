@@ -164,7 +164,8 @@ def generate_split(cfg: WorldConfig, split: str) -> Split:
         fine = split == "small" or rng.random() < cfg.fine_fraction
         scene = _scene(cfg, rng, fine)
         scenes.append(scene)
-        for text, form in caption_scene_n(scene, rng, cfg.captions_per_image):
+        for text, form in caption_scene_n(scene, rng, cfg.captions_per_image,
+                                          detail=cfg.caption_detail):
             captions.append(text)
             forms.append(form)
             owner.append(i)
@@ -256,7 +257,8 @@ def _probe_pair(
     twin = swap_attribute(scene, i, j, kind)
     chosen = []
     for this, other in ((scene, twin), (twin, scene)):
-        options = [c for c in caption_scene_n(this, rng, cfg.captions_per_image)
+        options = [c for c in caption_scene_n(this, rng, cfg.captions_per_image,
+                                              detail=cfg.caption_detail)
                    if not is_true(c[1], other)]
         if not options:
             return None

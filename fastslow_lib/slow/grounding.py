@@ -106,7 +106,7 @@ def named_object_attention(
     (``mass``), against the share of cells those are (``uniform``: what attention spread evenly
     would put there). Returns both means and the number of words measured.
     """
-    from fastslow_lib.data.captions import tokenize_caption
+    from fastslow_lib.data.caption_parser import tokenize_caption
 
     rng = np.random.default_rng(np.random.SeedSequence([seed, 19]))
     picks = rng.choice(len(split.captions), size=min(n_captions, len(split.captions)),

@@ -1,0 +1,117 @@
+"""Captions that leave things out: ``WorldConfig.caption_detail`` (notebook 03's world setting)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from fastslow_lib.config.presets import get_preset
+from fastslow_lib.data import WorldConfig, generate_split, is_true, parse_caption, truth_matrix
+from fastslow_lib.data.caption_parser import caption_is_true
+
+TINY = get_preset("tiny").world
+
+
+def independent_partial_truth(form, scene) -> bool:
+    """Written apart from ``is_true``: some injective assignment of mentions to objects fits
+    every attribute, place (from pixel coordinates) and relation."""
+    objs, size = scene.objects, scene.image_size
+    cell = size / scene.grid
+
+    def fits(m, o) -> bool:
+        return (m.shape == o.shape and m.colour in (None, o.colour) and m.size in (None, o.size)
+                and m.vpos in (None, "top" if o.y < size / 2 else "bottom")
+                and m.hpos in (None, "left" if o.x < size / 2 else "right"))
+
+    rel = {"left_of": lambda a, b: b.x - a.x > cell / 2,
+           "right_of": lambda a, b: a.x - b.x > cell / 2,
+           "above": lambda a, b: b.y - a.y > cell / 2,
+           "below": lambda a, b: a.y - b.y > cell / 2}
+    return any(all(fits(m, o) for m, o in zip(form.mentions, chosen, strict=True))
+               and all(rel[r.rel](chosen[r.a], chosen[r.b]) for r in form.relations)
+               for chosen in itertools.permutations(objs, len(form.mentions)))
+
+
+@pytest.fixture(scope="module")
+def sparse_split():
+    """1,000 images and 5,000 captions of the cpu world whose captions say 0.6 of a scene."""
+    return generate_split(replace(get_preset("cpu").world, n_val=1000, caption_detail=0.6), "val")
+
+
+def test_full_captions_are_todays_bit_for_bit():
+    """At detail 1 the generator draws exactly what it drew before the setting existed."""
+    assert generate_split(TINY, "test").fingerprint() == (
+        "74a8ac5a6cf74dc099d3254eb8843ea254a33cb78f504183dee01789afaa41e2")
+    assert WorldConfig().key() == "5be51356f285"  # the released world keeps its key
+    assert replace(WorldConfig(), caption_detail=0.6).key() != WorldConfig().key()
+
+
+def test_partial_captions_are_true_of_their_scene_and_name_fewer_objects(sparse_split):
+    named, objects = [], []
+    for text, form, owner in zip(sparse_split.captions, sparse_split.forms,
+                                 sparse_split.caption_image, strict=True):
+        scene = sparse_split.scenes[owner]
+        assert form.partial and parse_caption(text, partial=True) == form, text
+        assert is_true(form, scene) and independent_partial_truth(form, scene), text
+        assert caption_is_true(text, scene, partial=True), text
+        n = len(scene.objects)
+        assert len(form.mentions) == max(1, int(np.floor(0.6 * n + 0.5))), (text, n)
+        named.append(len(form.mentions))
+        objects.append(n)
+        assert not text.startswith(("two ", "three ", "four ", "there are")), text  # no count
+    assert np.mean(named) < 0.75 * np.mean(objects)
+    # the largest objects are named first: no named object is smaller than an unnamed one
+    rank = {"large": 0, "small": 1, "tiny": 2}
+    for form, owner in zip(sparse_split.forms[:500], sparse_split.caption_image[:500],
+                           strict=True):
+        scene = sparse_split.scenes[owner]
+        assert any(
+            all(m.shape == o.shape and m.colour == o.colour for m, o in zip(form.mentions, pick,
+                                                                            strict=True))
+            and max(rank[o.size] for o in pick)
+            <= min((rank[o.size] for o in scene.objects if o not in pick), default=9)
+            for pick in itertools.permutations(scene.objects, len(form.mentions)))
+
+
+def test_a_closed_caption_is_false_of_a_scene_with_more_objects(sparse_split):
+    form = parse_caption("a red circle")
+    scene = next(s for s in sparse_split.scenes
+                 if len(s.objects) > 1 and any(o.shape == "circle" and o.colour == "red"
+                                               for o in s.objects))
+    assert not is_true(form, scene) and is_true(replace(form, partial=True), scene)
+
+
+def test_less_detail_makes_captions_true_of_more_images():
+    mean_true = []
+    for detail in (1.0, 0.8, 0.6):
+        split = generate_split(replace(get_preset("cpu").world, n_test=300,
+                                       caption_detail=detail), "test")
+        truth = truth_matrix(split.forms, split.scenes)
+        assert truth[np.arange(len(split.captions)), split.caption_image].all()
+        mean_true.append(truth.sum(1).mean())
+    assert mean_true[0] < 1.1 < 1.5 < mean_true[1] < mean_true[2], mean_true
+
+
+def test_the_truth_matrix_short_cut_agrees_with_the_checker(sparse_split):
+    forms, scenes = sparse_split.forms[:300], sparse_split.scenes[:200]
+    fast = truth_matrix(forms, scenes)
+    slow = np.array([[is_true(f, s) for s in scenes] for f in forms])
+    assert np.array_equal(fast, slow) and fast.any()
+
+
+@pytest.mark.parametrize("detail", [0, -0.5, 1.5, "0.6"])
+def test_bad_caption_detail_is_a_clear_error(detail):
+    with pytest.raises(ValueError, match="caption_detail must be a number in"):
+        replace(TINY, caption_detail=detail)
+
+
+def test_a_preset_on_a_sparse_world_keeps_its_budgets_and_has_its_own_release_folder():
+    from fastslow_course.manifest import release_dir
+
+    cpu = get_preset("cpu")
+    sparse = cpu.with_caption_detail(0.6)
+    assert sparse.world.caption_detail == 0.6 and sparse.release == cpu.release
+    assert release_dir(sparse) == release_dir(cpu) / "captions-60"
