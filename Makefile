@@ -16,7 +16,7 @@ LINT_DIRS = $(wildcard fastslow_lib course tests benchmarks scripts examples)
 LIB_SOURCES := $(shell find fastslow_lib -name '*.py' -not -path '*/__pycache__/*')
 RELEASE_MANIFEST = data/release/MANIFEST.json
 RELEASE_RESULTS = test5k rerank_all_queries distill_signals slow_ablations itm_trials \
-	spatial_student warm_student bench_rerank
+	spatial_student warm_student bench_rerank caption_detail
 LIB_RESULTS = distill_sweep distill_sweep_12ep tune_fast text_binding slow_budget \
 	bench_index bench_slow bench_world
 RESULTS = $(patsubst %,results/%.json,$(RELEASE_RESULTS) $(LIB_RESULTS))
@@ -114,6 +114,10 @@ results/spatial_student.json: scripts/trial_spatial_student.py
 results/warm_student.json: scripts/trial_warm_student.py
 	$(RUN_SCRIPT)
 results/bench_rerank.json: benchmarks/bench_rerank.py
+	$(RUN_SCRIPT)
+# notebook 03's worlds whose captions leave things out have release models of their own
+results/caption_detail.json: scripts/caption_detail.py \
+		$(wildcard data/release/captions-*/MANIFEST.json)
 	$(RUN_SCRIPT)
 results/distill_sweep.json: scripts/distill_sweep.py
 	$(RUN_SCRIPT)

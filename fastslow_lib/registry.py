@@ -225,14 +225,16 @@ class Models:
         cache = self.cache_dir / f"ranking_teacher_{self.preset.name}.safetensors"  # type: ignore[operator]
         config = {"miner": file_fingerprint(self.parent_folder("fast")),
                   "teacher": file_fingerprint(self.parent_folder("slow")),
-                  "negatives": b.ranking.negatives, "world": world.config.key()}  # type: ignore[union-attr]
+                  "negatives": b.ranking.negatives, "world": world.config.key(),  # type: ignore[union-attr]
+                  **ranking_mining(world)}  # type: ignore[arg-type]
 
         def compute() -> dict[str, np.ndarray]:
             fast, slow = self.parent("fast").model, self.parent("slow").model
             split, max_len = world.train, b.fast_train.max_len  # type: ignore[union-attr]
             cand = ranking_candidates(fast, self.tokenizer, split, negatives=b.ranking.negatives,  # type: ignore[union-attr]
-                                      pool=RANKING_INPUTS["pool"],
-                                      max_len=max_len, device=self.device)
+                                      pool=RANKING_INPUTS["pool"], max_len=max_len,
+                                      device=self.device,
+                                      **ranking_mining(world))  # type: ignore[arg-type]
             gallery = SlowGallery(slow, split.images, device=self.device)
             scores = np.zeros(cand.shape, dtype=np.float32)
             for s in progress(range(0, len(cand), 512), desc="teacher scores of candidates"):
@@ -275,6 +277,16 @@ ITM_MINING: dict[str, Any] = {"by": "miner", "k": 8, "pool": 32}
 #: The same for signal (b)'s candidates (:meth:`Models.ranking_inputs`; ``negatives`` is the
 #: ranking budget's).
 RANKING_INPUTS: dict[str, Any] = {"by": "miner", "pool": 32}
+
+
+def ranking_mining(world: World) -> dict[str, bool]:
+    """How signal (b)'s negatives are mined in ``world``: ``{}`` (skip the images a caption is
+    true of, the scene descriptions as an oracle) where every caption names its whole scene;
+    ``{"skip_true": False}`` (the labels alone, as on real data) where captions leave things
+    out (``caption_detail`` below 1). Part of the inputs' key, only where it applies."""
+    return {} if world.config.caption_detail >= 1 else {"skip_true": False}
+
+
 #: The upper bound's negatives: :func:`~fastslow_lib.data.world.binding_twins` of the training
 #: split with this seed (deterministic: no model involved).
 TWINS: dict[str, Any] = {"by": "binding_twins", "seed": 0}
@@ -329,7 +341,8 @@ def _ranked(teacher: bool) -> Callable[[Models, str], Recipe]:
         cfg = replace(b.ranking, teacher=teacher)
         parents = {"miner": m.parent_folder("fast"),
                    **({"teacher": m.parent_folder("slow")} if teacher else {})}
-        inputs = {"candidates": {**RANKING_INPUTS, "negatives": cfg.negatives},
+        inputs = {"candidates": {**RANKING_INPUTS, "negatives": cfg.negatives,
+                                 **ranking_mining(m.world)},  # type: ignore[arg-type]
                   "teacher_scores": {"by": "teacher"} if teacher else None}
         return ranking_recipe(m.world, m.tokenizer, m.preset.fast_model, b.fast_train, cfg,  # type: ignore[arg-type]
                               lambda: m.ranking_inputs()[0],

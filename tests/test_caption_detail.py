@@ -115,3 +115,76 @@ def test_a_preset_on_a_sparse_world_keeps_its_budgets_and_has_its_own_release_fo
     sparse = cpu.with_caption_detail(0.6)
     assert sparse.world.caption_detail == 0.6 and sparse.release == cpu.release
     assert release_dir(sparse) == release_dir(cpu) / "captions-60"
+
+
+def test_reranked_hits_pick_slows_best_among_each_models_top_k():
+    from fastslow_course.caption_detail import reranked_hits
+
+    top = np.array([[3, 1, 2], [0, 2, 1]])
+    cand = np.array([[1, 2, 3, 3], [0, 1, 2, 0]])  # the union, padded with its first
+    scores = np.array([[0.9, 0.1, 0.5, 0.5], [0.2, 0.8, 0.7, 0.2]], dtype=np.float32)
+    gt = np.array([1, 2])
+    truth = np.zeros((2, 4), dtype=bool)
+    truth[0, 1] = truth[1, 2] = truth[1, 0] = True
+    hits = reranked_hits(top, cand, scores, gt, truth, ks=(1, 2, 3))
+    assert hits[1]["labelled"].tolist() == [False, False]  # Fast's own top-1
+    assert hits[1]["consistent"].tolist() == [False, True]
+    assert hits[2]["labelled"].tolist() == [True, True]  # Slow prefers 1 over 3, 2 over 0
+    assert hits[3]["labelled"].tolist() == [True, False]  # image 1 (0.8) beats 2 for query 1
+    with pytest.raises(ValueError, match="union of the short lists"):
+        reranked_hits(np.array([[3, 0]]), cand[:1], scores[:1], gt[:1], truth[:1], ks=(2,))
+
+
+def test_world_statistics_count_false_negatives_in_training_batches():
+    from fastslow_course.caption_detail import protocol_stats, training_false_negatives
+    from fastslow_lib.data import load_world
+
+    full = load_world(TINY, use_cache=False)
+    sparse = load_world(replace(TINY, caption_detail=0.6), use_cache=False)
+    fn_full = training_false_negatives(full, 32, batches=20)
+    fn_sparse = training_false_negatives(sparse, 32, batches=20)
+    assert fn_full["per_caption"] < 0.05 < fn_sparse["per_caption"]
+    assert fn_sparse["per_batch"] == pytest.approx(fn_sparse["per_caption"] * 32, abs=0.01)
+    truth = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 1]], dtype=bool)
+    assert protocol_stats(truth) == {"true_of_one_image": 33.33, "mean_true_images": 1.667,
+                                     "ceiling_R@1": 66.67}
+
+
+def test_teacher_mass_splits_the_target_between_own_true_and_false_images():
+    from fastslow_course.caption_detail import teacher_mass
+    from fastslow_lib.data import load_world
+
+    split = load_world(replace(TINY, caption_detail=0.6), use_cache=False).train
+    truth = truth_matrix(split.forms[:40], split.scenes)
+    c = next(i for i in range(40) if truth[i].sum() > 1)  # a caption with a true other image
+    other = next(g for g in np.flatnonzero(truth[c]) if g != split.caption_image[c])
+    false = next(g for g in range(len(split)) if not truth[c, g])
+    scores = np.full((len(split.captions), 3), np.nan, dtype=np.float32)
+    candidates = np.zeros((len(split.captions), 3), dtype=np.int64)
+    scores[c] = [0.0, 0.0, -1e4]  # own and the true other share it; the false one gets none
+    candidates[c] = [split.caption_image[c], other, false]
+    m = teacher_mass(scores, candidates, split, tau=1.0)
+    assert m["captions"] == 1 and m["own"] == 50.0 and m["true_unlabelled"] == 50.0
+    assert m["false"] == 0.0 and m["captions_with_true_unlabelled"] == 100.0
+
+
+def test_where_captions_leave_things_out_negatives_are_mined_by_the_labels_alone():
+    from fastslow_lib.data import load_world
+    from fastslow_lib.fast.model import DualEncoder, FastConfig
+    from fastslow_lib.registry import ranking_mining
+    from fastslow_lib.slow.matching import mine_hard_negatives
+
+    full = load_world(TINY, use_cache=False)
+    sparse = load_world(replace(TINY, caption_detail=0.6), use_cache=False)
+    assert ranking_mining(full) == {} and ranking_mining(sparse) == {"skip_true": False}
+    tok = sparse.tokenizer()
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    fast = DualEncoder(FastConfig(vocab_size=len(tok), max_len=48, embed_dim=16, text_width=16,
+                                  text_layers=1, text_heads=2, image_size=64)).eval()
+    split = sparse.train
+    by_labels = mine_hard_negatives(fast, tok, split, k=4, pool=8, skip_true=False)
+    truth = np.array([[is_true(split.forms[c], split.scenes[int(g)]) for g in row]
+                      for c, row in enumerate(by_labels)])
+    assert (by_labels != split.caption_image[:, None]).all()  # never the labelled image
+    assert truth.any()  # ... but images the caption is also true of are negatives here

@@ -37,6 +37,9 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "check_machines", "check_ranks", "check_rerank_top1", "check_reverse_events",
     ),
     "fastslow_course.widgets": ("SearchDemo",),
+    "fastslow_course.caption_detail": (
+        "DETAILS", "protocol_stats", "teacher_mass", "training_false_negatives",
+    ),
     "fastslow_course.experiment": ("provenance", "write_result"),
 }
 

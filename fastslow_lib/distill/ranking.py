@@ -48,12 +48,13 @@ __all__ = ["candidate_distillation_loss", "ranking_candidates", "ranking_recipe"
 
 def ranking_candidates(
     fast_model: torch.nn.Module, tokenizer, split: Split, *, negatives: int, max_len: int,
-    pool: int = 32, device: torch.device | str = "cpu",
+    pool: int = 32, device: torch.device | str = "cpu", skip_true: bool = True,
 ) -> np.ndarray:
     """``(n_captions, 1 + negatives)`` image ids: each caption's own image, then its hard
-    negatives by ``fast_model`` (hardest first)."""
+    negatives by ``fast_model`` (hardest first; ``skip_true`` as in
+    :func:`~fastslow_lib.slow.matching.mine_hard_negatives`)."""
     hard = mine_hard_negatives(fast_model, tokenizer, split, k=negatives, max_len=max_len,
-                               pool=pool, device=device)
+                               pool=pool, device=device, skip_true=skip_true)
     return np.concatenate([split.caption_image[:, None].astype(np.int64), hard], axis=1)
 
 

@@ -51,13 +51,17 @@ __all__ = ["CAPTION_WEIGHT", "HARD_NEGATIVES", "MATCHING_FROM", "RANDOM_NEGATIVE
 def mine_hard_negatives(
     fast_model: torch.nn.Module, tokenizer, split: Split, *, k: int = 8, max_len: int = 48,
     pool: int = 32, block: int = 2048, device: torch.device | str = "cpu",
+    skip_true: bool = True,
 ) -> np.ndarray:
     """``(n_captions, k)`` image indices: each caption's ``k`` hardest negatives by Fast.
 
     The ``pool`` images Fast ranks highest for a caption are checked in order; its own image
-    and any image the caption is true of are skipped. A caption with fewer than ``k`` valid
-    negatives in its pool repeats the last one it found (there is always at least one unless
-    the caption is true of all ``pool`` images, which raises ValueError).
+    and, with ``skip_true`` (the scene descriptions as an oracle), any image the caption is
+    true of are skipped. ``skip_true=False`` mines by the labels alone, as on real data, where
+    an image a caption also fits is a negative all the same (a world whose captions leave
+    things out: notebook 03). A caption with fewer than ``k`` valid negatives in its pool
+    repeats the last one it found (there is always at least one unless the caption is true of
+    all ``pool`` images, which raises ValueError).
     """
     if not 1 <= k <= pool < len(split):
         raise ValueError(f"need 1 <= k ({k}) <= pool ({pool}) < images ({len(split)})")
@@ -71,7 +75,7 @@ def mine_hard_negatives(
             c = s + row
             own, form = int(split.caption_image[c]), split.forms[c]
             found = [int(g) for g in candidates
-                     if g != own and not is_true(form, split.scenes[int(g)])][:k]
+                     if g != own and not (skip_true and is_true(form, split.scenes[int(g)]))][:k]
             if not found:
                 raise ValueError(f"caption {c} is true of all its {pool} nearest images")
             out[c] = found + [found[-1]] * (k - len(found))
