@@ -188,3 +188,10 @@ def test_where_captions_leave_things_out_negatives_are_mined_by_the_labels_alone
                       for c, row in enumerate(by_labels)])
     assert (by_labels != split.caption_image[:, None]).all()  # never the labelled image
     assert truth.any()  # ... but images the caption is also true of are negatives here
+
+
+def test_a_full_captions_form_reads_as_it_always_has():
+    full, partial = parse_caption("a red circle"), parse_caption("a red circle", partial=True)
+    assert "partial" not in repr(full) and repr(partial).endswith(", partial=True)")
+    assert full.to_dict() == {"mentions": [["circle", "red", None, None, None]],
+                              "relations": []}  # the cached worlds' JSON is unchanged

@@ -83,6 +83,11 @@ class CaptionForm:
     #: objects it names), as real captions do (``WorldConfig.caption_detail`` below 1).
     partial: bool = False
 
+    def __repr__(self) -> str:
+        # ``partial`` only where it is set: a full caption's form reads as it always has.
+        more = ", partial=True" if self.partial else ""
+        return f"CaptionForm(mentions={self.mentions!r}, relations={self.relations!r}{more})"
+
     def to_dict(self) -> dict:
         """JSON-ready form (used by the cache)."""
         out: dict = {
