@@ -314,6 +314,15 @@ def _distilled(m: Models, name: str) -> Recipe:
         device=m.device)
 
 
+def _lookalike_batches(m: Models, name: str) -> Recipe:
+    b = m.budgets_for(name)
+    return distilled_recipe(
+        m.world, m.tokenizer, m.preset.fast_model, b.fast_train,  # type: ignore[arg-type]
+        replace(b.distill, weight=0.0), fast_model=m.parent("fast").model, slow_model=None,
+        fast_checkpoint=m.parent_folder("fast"), slow_checkpoint=None, teacher_cache=None,
+        device=m.device)
+
+
 def _video_fast(temporal: str) -> Callable[[Models, str], Recipe]:
     def recipe(m: Models, name: str) -> Recipe:
         return video_fast_recipe(m.clips, m.clips.tokenizer(), m.budgets_for(name).video,
@@ -366,6 +375,8 @@ for _spec in (
               _slow(), kind="slow"),
     ModelSpec("fast_distilled", "Fast distilled from Slow", "03_distill", _distilled,
               ("fast", "slow")),
+    ModelSpec("fast_lookalike_batches", "control: Fast on signal (a)'s look-alike batches, "
+              "no teacher", "03_distill", _lookalike_batches, ("fast",)),
     ModelSpec("video_fast_mean", "video Fast, mean over frames", "05_video", _video_fast("mean"),
               ("fast",), clips=True),
     ModelSpec("video_fast_transformer", "video Fast, a transformer over frames", "05_video",

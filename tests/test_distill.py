@@ -307,3 +307,34 @@ def test_the_student_is_keyed_on_its_teacher_and_on_the_fast_model_that_mined_it
     with pytest.warns(UserWarning, match="parents"):
         _, _, loaded = student_of(slow)
     assert not loaded
+
+
+def test_signal_a_control_trains_on_the_same_batches_without_a_teacher(tok, world, tmp_path,
+                                                                         one_thread):
+    from dataclasses import replace
+
+    from fastslow_lib.config.presets import get_preset
+    from fastslow_lib.core.cache import load_or_train
+    from fastslow_lib.core.checkpoint import read_metadata
+    from fastslow_lib.distill import distilled_recipe
+    from fastslow_lib.fast.training import fast_recipe
+
+    preset = get_preset("tiny")
+    fast, _, _ = load_or_train(tmp_path / "fast_tiny",
+                               fast_recipe(world, tok, preset.fast_model, preset.fast_train))
+    control_cfg = replace(preset.distill, weight=0.0)
+    common = dict(fast_model=fast, fast_checkpoint=tmp_path / "fast_tiny")
+    with pytest.raises(ValueError, match="weight 0.*no teacher.*slow_checkpoint"):
+        distilled_recipe(world, tok, preset.fast_model, preset.distill_demo(), control_cfg,
+                         slow_model=None, slow_checkpoint=tmp_path / "slow", teacher_cache=None,
+                         **common)
+    with pytest.raises(ValueError, match="needs its teacher.*slow_model"):
+        distilled_recipe(world, tok, preset.fast_model, preset.distill_demo(), preset.distill,
+                         slow_model=None, slow_checkpoint=None, teacher_cache=None, **common)
+    student, info, loaded = load_or_train(tmp_path / "control", distilled_recipe(
+        world, tok, preset.fast_model, preset.distill_demo(), control_cfg, slow_model=None,
+        slow_checkpoint=None, teacher_cache=None, **common))
+    assert not loaded and info["steps"] > 0 and "teacher_seconds" not in info
+    config = read_metadata(tmp_path / "control")["config"]
+    assert set(config["parents"]) == {"groups_from"} and config["distill"]["weight"] == 0.0
+    assert not list(tmp_path.glob("*teacher*"))  # no teacher scores were computed

@@ -383,8 +383,9 @@ def get_teacher_scores(
 
 def distilled_recipe(
     world: World, tokenizer, fast_model_config: dict, train_cfg: FastTrainConfig,
-    distill_cfg: DistillConfig, *, fast_model: torch.nn.Module, slow_model: torch.nn.Module,
-    fast_checkpoint: str | Path, slow_checkpoint: str | Path, teacher_cache: str | Path,
+    distill_cfg: DistillConfig, *, fast_model: torch.nn.Module,
+    slow_model: torch.nn.Module | None, fast_checkpoint: str | Path,
+    slow_checkpoint: str | Path | None, teacher_cache: str | Path | None,
     device: torch.device | str = "cpu",
 ) -> Recipe:
     """The recipe of the student of signal (a) (``create_model("fast_distilled")``; a
@@ -396,8 +397,23 @@ def distilled_recipe(
     (their file hashes join its key). ``train_cfg`` is the student's InfoNCE budget with
     ``fast_model_config``'s towers, ``distill_cfg`` how it is distilled. The history keeps the
     teacher's seconds (``teacher_seconds``).
+
+    ``distill_cfg.weight == 0`` is signal (a)'s **control** (``create_model(
+    "fast_lookalike_batches")``): the same look-alike batches, mined by the same Fast, with no
+    teacher; ``slow_model``, ``slow_checkpoint`` and ``teacher_cache`` must then be ``None``
+    (the teacher is not a parent, so retraining Slow does not invalidate the control).
     """
     cfg, dcfg = train_cfg, distill_cfg
+    control = dcfg.weight == 0
+    teacher_args = {"slow_model": slow_model, "slow_checkpoint": slow_checkpoint,
+                    "teacher_cache": teacher_cache}
+    given = sorted(k for k, v in teacher_args.items() if v is not None)
+    if control and given:
+        raise ValueError(f"a student with distillation weight 0 (the control without a teacher) "
+                         f"takes no teacher, got {given}; pass None")
+    if not control and len(given) < len(teacher_args):
+        raise ValueError(f"a distilled student (weight {dcfg.weight:g}) needs its teacher: "
+                         f"missing {sorted(set(teacher_args) - set(given))}")
     model_config = FastConfig(vocab_size=len(tokenizer), max_len=cfg.max_len,
                               **fast_model_config).to_dict()
     config = {**training_key(model_config, cfg, world.config.key()), "distill": dcfg.to_dict()}
@@ -409,19 +425,24 @@ def distilled_recipe(
     def train(model: torch.nn.Module) -> dict:
         info: dict[str, Any] = {}
         groups = make_groups(dcfg, fast_model, world.train, seed=cfg.seed, device=device)
-        start = time.perf_counter()
-        teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_checkpoint, groups, cfg,
-                                        teacher_cache, start_epoch=dcfg.start_epoch,
-                                        device=device)
-        info["teacher_seconds"] = time.perf_counter() - start
+        extra = None
+        if not control:
+            start = time.perf_counter()
+            teacher, _ = get_teacher_scores(world, tokenizer, slow_model, slow_checkpoint,  # type: ignore[arg-type]
+                                            groups, cfg, teacher_cache,  # type: ignore[arg-type]
+                                            start_epoch=dcfg.start_epoch, device=device)
+            info["teacher_seconds"] = time.perf_counter() - start
         sampler = GroupBatchSampler(groups, cfg.batch_size, n_images=len(world.train),
                                     group_share=dcfg.group_share, start_epoch=dcfg.start_epoch,
                                     seed=cfg.seed)
-        extra = distillation_extra_loss(teacher, sampler, weight=dcfg.weight, tau=dcfg.tau)
+        if not control:
+            extra = distillation_extra_loss(teacher, sampler, weight=dcfg.weight, tau=dcfg.tau)
         info["history"] = train_fast(model, world, tokenizer, cfg, device=device,
                                      extra_loss=extra, batch_sampler=sampler,
-                                     desc="training distilled Fast")
+                                     desc="training Fast on look-alike batches" if control
+                                     else "training distilled Fast")
         return info
 
-    return Recipe(config, build, train, {"teacher": slow_checkpoint,
-                                         "groups_from": fast_checkpoint})
+    parents = ({"groups_from": fast_checkpoint} if control
+               else {"teacher": slow_checkpoint, "groups_from": fast_checkpoint})
+    return Recipe(config, build, train, parents)  # type: ignore[arg-type]
