@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--caption-detail", type=float, default=None, metavar="D",
                         help="the release models of the world whose captions say D of their "
                         "scene (0 < D < 1; their own folder, data/release/captions-<100 D>)")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="train although fastslow_lib/ has uncommitted changes (the "
+                        "manifest records their hash beside the commit)")
     parser.add_argument("--no-results", action="store_true",
                         help="do not refresh the kept results files (results/test5k.json)")
     args = parser.parse_args(argv)
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                    for name in args.check]
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0 if all(r["within"] for r in records) else 1
-    reproduce(args.only or None, preset, device=args.device)
+    reproduce(args.only or None, preset, device=args.device, allow_dirty=args.allow_dirty)
     if not args.no_results and preset.world.caption_detail >= 1:
         refresh_kept_results(preset, args.threads)
     print(f"done in {time.perf_counter() - start:.0f} s")

@@ -195,3 +195,44 @@ def test_a_full_captions_form_reads_as_it_always_has():
     assert "partial" not in repr(full) and repr(partial).endswith(", partial=True)")
     assert full.to_dict() == {"mentions": [["circle", "red", None, None, None]],
                               "relations": []}  # the cached worlds' JSON is unchanged
+
+
+def test_the_claims_row_takes_the_best_regime_and_its_teachers_own_share():
+    from fastslow_course.caption_detail import regime_decision, regime_gains
+    from fastslow_lib.core.intervals import hits_as_bits
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    fast = rng.random(n) < 0.5
+
+    def flipped(base, gain):  # flip a share of the misses to hits: a gain of about `gain` points
+        out = base.copy()
+        misses = np.flatnonzero(~base)
+        out[misses[: int(gain / 100 * n)]] = True
+        return out
+
+    def model(hits):
+        return {"labelled_bits": hits_as_bits(hits), "consistent_bits": hits_as_bits(hits)}
+
+    def world(detail, students):
+        return {"caption_detail": detail, "protocols": {"5k": {"models": {
+            "fast": model(fast), **{k: model(v) for k, v in students.items()}}}}}
+
+    control = flipped(fast, 1)
+    record = {"worlds": [
+        world(1.0, {"fast_distilled": flipped(fast, 10)}),  # full captions: not a regime here
+        world(0.8, {"fast_distilled": flipped(fast, 6), "fast_lookalike_batches": control,
+                    "fast_ranked": flipped(fast, 2)}),
+        {"caption_detail": 0.6},  # no release models yet: skipped
+    ]}
+    gains = regime_gains(record, "5k")
+    assert [(g["detail"], g["student"]) for g in gains] == [
+        (1.0, "fast_distilled"), (0.8, "fast_distilled"), (0.8, "fast_ranked")]
+    assert gains[2]["teacher_share"] is None  # its control is not built
+    text, decided, queries = regime_decision(record, "5k")
+    assert decided == "met" and queries == n  # +6 with an interval above +3 at detail 0.8
+    assert "signal (a), caption detail 0.8" in text and "+6.0" in text
+    assert "minus its control) +5.0" in text
+    record["worlds"][1]["protocols"]["5k"]["models"]["fast_distilled"] = model(flipped(fast, 2))
+    assert regime_decision(record, "5k")[1] == "not met"
+    assert regime_decision(record, "1k") is None  # nothing measured on that protocol

@@ -49,7 +49,8 @@ def small_preset(epochs: int = 1):
 @pytest.fixture(scope="module")
 def built(world, tmp_path_factory):
     root = tmp_path_factory.mktemp("release")
-    data = reproduce(["fast"], small_preset(), device="cpu", root=root, log=lambda s: None)
+    data = reproduce(["fast"], small_preset(), device="cpu", root=root, log=lambda s: None,
+                     allow_dirty=True)
     return root, data
 
 
@@ -74,7 +75,8 @@ def test_reproduce_writes_a_hugging_face_folder_and_a_manifest(built, world):
 
 def test_reproduce_resumes_a_matching_model(built):
     root, data = built
-    again = reproduce(["fast"], small_preset(), device="cpu", root=root, log=lambda s: None)
+    again = reproduce(["fast"], small_preset(), device="cpu", root=root, log=lambda s: None,
+                     allow_dirty=True)
     assert again["models"]["fast"] == data["models"]["fast"]
 
 
@@ -217,7 +219,7 @@ def test_test_scores_are_kept_beside_the_model_and_follow_its_weights(world, tmp
 
     preset = dataclasses.replace(small_preset(), slow_model={
         **get_preset("tiny").slow_model, "vision_kwargs": TINY_VISION})
-    reproduce(["slow"], preset, device="cpu", root=tmp_path, log=lambda s: None)
+    reproduce(["slow"], preset, device="cpu", root=tmp_path, log=lambda s: None, allow_dirty=True)
     assert (tmp_path / "scores" / "slow_test.safetensors").is_file()   # reproduce refreshed them
     rel = Releases(preset, torch.device("cpu"), mode="release", root=tmp_path, world=world)
     arrays, loaded = rel.test_scores("slow")
@@ -259,3 +261,42 @@ def test_the_chosen_student_is_the_best_on_validation(tmp_path):
     assert chosen_student(tmp_path) == "fast_ranked"
     write(fast_distilled=81.0, fast_ranked=81.0)   # a tie keeps the paper's signal
     assert chosen_student(tmp_path) == "fast_distilled"
+
+
+def test_reproduce_refuses_to_stamp_a_model_from_uncommitted_library_code(monkeypatch, tmp_path):
+    import fastslow_course.release as release
+
+    monkeypatch.setattr(release, "git_commit", lambda: "0123456789ab+changes")
+    with pytest.raises(RuntimeError, match="uncommitted changes.*commit them first.*--allow-dirty"):
+        reproduce(["fast"], small_preset(), device="cpu", root=tmp_path, log=lambda s: None)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing stamped
+
+
+def test_the_library_diff_hash_follows_uncommitted_changes(monkeypatch, tmp_path):
+    import subprocess
+
+    from fastslow_course.release import library_diff_hash
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "fastslow_lib").mkdir()
+    (tmp_path / "fastslow_lib" / "a.py").write_text("A = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "x")
+    monkeypatch.chdir(tmp_path)  # the repository root is found from the working directory
+    assert library_diff_hash() is None
+    (tmp_path / "fastslow_lib" / "a.py").write_text("A = 2\n")
+    edited = library_diff_hash()
+    (tmp_path / "fastslow_lib" / "b.py").write_text("B = 1\n")  # an untracked module counts too
+    both = library_diff_hash()
+    assert edited and both and len({edited, both}) == 2
+    (tmp_path / "fastslow_lib" / "a.py").write_text("A = 3\n")
+    assert library_diff_hash() not in (edited, both, None)
+    (tmp_path / "notes.txt").write_text("outside the library\n")
+    (tmp_path / "fastslow_lib" / "a.py").write_text("A = 1\n")
+    (tmp_path / "fastslow_lib" / "b.py").unlink()
+    assert library_diff_hash() is None

@@ -24,17 +24,20 @@ on the same queries: :mod:`fastslow_lib.core.intervals`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from fastslow_lib.core.intervals import (
+    Estimate,
     hits_as_bits,
     hits_at,
+    hits_from_bits,
     paired_difference_interval,
     proportion_interval,
+    verdict,
 )
 from fastslow_lib.core.metrics import r1_ceiling
 from fastslow_lib.core.progress import progress
@@ -43,15 +46,22 @@ from fastslow_lib.data.world import Split, World
 from fastslow_lib.fast.evaluate import embed_images, embed_texts
 from fastslow_lib.rerank import SlowGallery
 
-__all__ = ["DETAILS", "KS", "SHORTLIST", "fast_outcomes", "hits_record", "paired",
-           "protocol_stats", "reranked_hits", "slow_on_shortlists", "teacher_mass",
-           "training_false_negatives", "world_stats"]
+__all__ = ["CONTROL_OF", "DETAILS", "KS", "SHORTLIST", "SIGNALS", "fast_outcomes",
+           "hits_record", "paired", "protocol_stats", "regime_decision", "regime_gains",
+           "reranked_hits", "slow_on_shortlists", "teacher_mass", "training_false_negatives",
+           "world_stats"]
 
 #: The caption details measured: full captions (the course's world), COCO-like ones (a caption
 #: fits a few images), sparse ones (a caption fits dozens).
 DETAILS: tuple[float, ...] = (1.0, 0.8, 0.6)
 #: Fast's short list that Slow re-ranks (and the largest K of the curve).
 SHORTLIST = 100
+#: Each teacher's student (notebook 03's signals) and its control without a teacher: the same
+#: batches (signal (a)) or the same candidates with a hard label (signal (b)).
+CONTROL_OF: dict[str, str] = {"fast_distilled": "fast_lookalike_batches",
+                              "fast_ranked": "fast_hard_negatives"}
+#: The signals' names as the course writes them.
+SIGNALS: dict[str, str] = {"fast_distilled": "signal (a)", "fast_ranked": "signal (b)"}
 #: The K of the re-ranking curve.
 KS: tuple[int, ...] = (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100)
 
@@ -200,3 +210,54 @@ def hits_record(ranks: np.ndarray, consistent: np.ndarray) -> dict[str, Any]:
             "consistent@1": proportion_interval(consistent).to_dict(),
             "labelled_bits": hits_as_bits(hits_at(ranks, 1)),
             "consistent_bits": hits_as_bits(consistent)}
+
+
+def regime_gains(record: Mapping[str, Any], protocol: str) -> list[dict[str, Any]]:
+    """Each teacher's student against Fast in each world of ``record``
+    (``results/caption_detail.json``) measured on ``protocol`` (``"1k"`` or ``"5k"``), from the
+    per-query outcomes kept there: ``detail``, ``student``, ``labelled`` and ``consistent``
+    (student minus Fast, paired :class:`~fastslow_lib.core.intervals.Estimate`, points) and
+    ``teacher_share`` (student minus its control, labelled; ``None`` without a control)."""
+    out = []
+    for world in record["worlds"]:
+        models = world.get("protocols", {}).get(protocol, {}).get("models", {})
+        if "fast" not in models:
+            continue
+
+        def bits(name: str, kind: str, models: Mapping = models) -> np.ndarray:
+            return hits_from_bits(models[name][f"{kind}_bits"])
+
+        for student, control in CONTROL_OF.items():
+            if student not in models:
+                continue
+            out.append({
+                "detail": world["caption_detail"], "student": student,
+                "labelled": paired_difference_interval(bits(student, "labelled"),
+                                                       bits("fast", "labelled")),
+                "consistent": paired_difference_interval(bits(student, "consistent"),
+                                                         bits("fast", "consistent")),
+                "teacher_share": (paired_difference_interval(bits(student, "labelled"),
+                                                             bits(control, "labelled"))
+                                  if control in models else None)})
+    return out
+
+
+def regime_decision(record: Mapping[str, Any], protocol: str,
+                    target: float = 3.0) -> tuple[str, str, int] | None:
+    """The claims row's part for captions that leave things out: the best teacher's student
+    (largest labelled gain over Fast) in a world whose captions leave things out, its
+    consistent@1 gain and its teacher's own share beside it, and the verdict over every
+    such regime and signal (met if any meets ``target`` by the course's rule: the whole paired
+    interval at or above it). ``None`` where no such world has students."""
+    gains = [g for g in regime_gains(record, protocol) if g["detail"] < 1]
+    if not gains:
+        return None
+    best = max(gains, key=lambda g: g["labelled"].value)
+    verdicts = {verdict(g["labelled"], target) for g in gains}
+    share: Estimate | None = best["teacher_share"]
+    text = (f"where captions leave things out, the best student ({SIGNALS[best['student']]}, "
+            f"caption detail {best['detail']:g}): {best['labelled'].signed()} against the "
+            f"labelled image, consistent@1 {best['consistent'].signed()}; the teacher's own "
+            f"share (minus its control) {share.signed() if share is not None else 'not built'}")
+    decided = next((v for v in ("met", "undecided") if v in verdicts), "not met")
+    return text, decided, best["labelled"].n

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_course.caption_detail import regime_decision
 from fastslow_lib.core.intervals import (
     hits_at,
     hits_from_bits,
@@ -133,6 +134,11 @@ def distill_5k(_: Summary, extra: Mapping) -> Decision:
         if teacher:
             verdicts.append(verdict(d, 3))
     text = f"R@1 minus Fast {proportion_interval(fast)} on all {n:,} queries: " + ", ".join(parts)
+    record = extra.get("caption_detail")
+    regimes = regime_decision(record, "5k") if record is not None else None
+    if regimes is not None:
+        text += "; " + regimes[0]
+        verdicts.append(regimes[1])
     for v in ("met", "undecided"):
         if v in verdicts:
             return text, v, n

@@ -29,6 +29,7 @@ Taught in notebooks/01_fast.ipynb (section "Release models"); every later notebo
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import subprocess
 import time
@@ -76,7 +77,7 @@ from fastslow_lib.slow.model import SlowModel
 from fastslow_lib.slow.scoring import slow_scores
 
 __all__ = ["MANIFEST_NAME", "STUDENTS", "Releases", "as_device",
-           "chosen_student", "git_commit", "manifest", "write_manifest",
+           "chosen_student", "git_commit", "library_diff_hash", "manifest", "write_manifest",
            "release_dir", "release_model", "release_test_scores", "reproduce", "train_mode",
            "verify_release"]
 
@@ -225,6 +226,28 @@ def git_commit() -> str:
     return out + ("+changes" if dirty else "")
 
 
+def library_diff_hash() -> str | None:
+    """sha256 (16 hex digits) of fastslow_lib/'s uncommitted changes against HEAD (the diff
+    and every untracked file's name and bytes); ``None`` where the library is committed."""
+    root = repo_root()
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", *args, "--", "fastslow_lib"], cwd=root,
+                              capture_output=True, check=True).stdout
+
+    try:
+        diff = git("diff", "HEAD", "--binary")
+        untracked = git("ls-files", "--others", "--exclude-standard").decode().split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    if not diff and not untracked:
+        return None
+    h = hashlib.sha256(diff)
+    for name in sorted(untracked):
+        h.update(name.encode() + b"\0" + (root / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
     spec = REGISTRY[name]
     folder = rel.folder(name)
@@ -247,6 +270,7 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
         "device": describe_device(rel.device),
         "machine": machine_name(),
         "commit": git_commit(),
+        **({"diff_sha256": diff} if (diff := library_diff_hash()) else {}),
         "torch": torch.__version__,
         "date": dt.date.today().isoformat(),
         "validation": rel.validation(name),
@@ -265,12 +289,22 @@ def write_manifest(root: Path, data: dict[str, Any]) -> None:
 
 def reproduce(names: Iterable[str] | None = None, preset: Preset | None = None, *,
               device: torch.device | str | None = None, root: str | Path | None = None,
-              log: Callable[[str], None] = print) -> dict[str, Any]:
+              log: Callable[[str], None] = print, allow_dirty: bool = False) -> dict[str, Any]:
     """Train every release model (or ``names``) at full budget into the release folder.
 
     A model whose folder matches its config and parents is kept (resuming across sittings);
     the manifest is rewritten after each model. Returns the manifest.
+
+    Every entry names the library's commit. With uncommitted changes in ``fastslow_lib/`` it
+    refuses to start (the code that trained a release model must be in the history), unless
+    ``allow_dirty``: the entry then says ``+changes`` and records the changes' hash
+    (``diff_sha256``, :func:`library_diff_hash`).
     """
+    if not allow_dirty and git_commit().endswith("+changes"):
+        raise RuntimeError(
+            "fastslow_lib/ has uncommitted changes (git status -- fastslow_lib): a release "
+            "model is stamped with the commit that trained it, so commit them first (or pass "
+            "--allow-dirty to record the changes' hash beside the commit)")
     preset = preset or get_preset()
     wanted = list(REGISTRY) if names is None else list(names)
     unknown = sorted(set(wanted) - set(REGISTRY))

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from fastslow_course.caption_detail import regime_decision
 from fastslow_course.claims_5k import (
     Decision,
     bidirectional_5k,
@@ -250,10 +251,21 @@ def _distill_r1(s: Summary, extra: Mapping) -> Decision:
             verdicts.append(seed_verdicts.pop() if len(seed_verdicts) == 1 else "undecided")
         text += (f"; added to the release Fast, minus InfoNCE alone at equal budget (seeds "
                  f"{' / '.join(map(str, warm['seeds']))}): " + ", ".join(parts))
+    regimes = _regimes(extra, "1k")
+    if regimes is not None:
+        text += "; " + regimes[0]
+        verdicts.append(regimes[1])
     for v in ("met", "undecided"):  # the best signal decides
         if v in verdicts:
             return text, v, d.n
     return text, "not met", d.n
+
+
+def _regimes(extra: Mapping, protocol: str) -> tuple[str, str, int] | None:
+    """The part of the distillation row where captions leave things out
+    (``results/caption_detail.json``), if measured."""
+    record = extra.get("caption_detail")
+    return regime_decision(record, protocol) if record is not None else None
 
 
 #: The teacher's arms of ``scripts/trial_warm_student.py`` in the claims row (its controls are
@@ -380,7 +392,8 @@ def _extra(results_dir: Path | None) -> dict[str, Any]:
     for name, key in (("slow_ablations.json", "slow_ablations"), ("outcomes.json", "outcomes"),
                       ("distill_signals.json", "distill_signals"),
                       ("rerank_all_queries.json", "rerank_all_queries"),
-                      ("warm_student.json", "warm_student"), ("test5k.json", "test5k")):
+                      ("warm_student.json", "warm_student"), ("test5k.json", "test5k"),
+                      ("caption_detail.json", "caption_detail")):
         if (results_dir / name).is_file():
             extra[key] = json.loads((results_dir / name).read_text())
     return extra
