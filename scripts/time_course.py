@@ -17,12 +17,16 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
 import ipykernel.kernelspec
 import nbformat
+import psutil
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -63,10 +67,53 @@ def _machine() -> str:
     return provenance()["machine"]
 
 
+class PeakMemory:
+    """The peak memory (bytes) of this process and every process under it (the kernels),
+    sampled every ``every`` seconds while the ``with`` block runs: the sum of their
+    proportional set sizes (PSS: a page shared by two processes counts half in each) where the
+    platform reports it (Linux), else of their resident sizes (which counts shared pages twice)."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.every, self.peak = every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _rss(self) -> int:
+        me = psutil.Process()
+        total = 0
+        for proc in (me, *me.children(recursive=True)):
+            try:
+                info = proc.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except psutil.Error:  # a process that ended while we looked
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
 def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, float, str | None]:
     """Execute ``path`` with cwd = its directory; return (executed notebook, seconds, error)."""
     nb = nbformat.read(path, as_version=4)
+    # IPC sockets where the platform has them: a local kernel needs no TCP port (and its log
+    # no warning about unencrypted TCP)
     km = KernelManager(kernel_name=kernel, kernel_spec_manager=_CurrentEnvSpecs())
+    sockets = None
+    if os.name == "posix":  # the sockets' files by absolute path: the kernel runs elsewhere
+        sockets = tempfile.mkdtemp(prefix="fastslow-kernel-")
+        km.transport, km.ip = "ipc", str(Path(sockets) / "kernel")
     client = NotebookClient(
         nb,
         km=km,
@@ -81,6 +128,13 @@ def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, f
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
         lines = ANSI.sub("", str(exc)).strip().splitlines()
         error = f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+    finally:
+        # nbclient leaves a kernel manager it was handed running: without this, every
+        # notebook's kernel (and its memory) would live until the last notebook ends
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+        if sockets is not None:
+            shutil.rmtree(sockets, ignore_errors=True)
     return nb, time.perf_counter() - start, error
 
 
@@ -127,12 +181,15 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {_machine()}")
     times: dict[str, float] = {}
+    memory: dict[str, float] = {}  # peak memory per notebook, GiB (kernel + runner)
     failed: tuple[str, str] | None = None
     for path in paths:
         path = path.resolve()
         print(f"running {path.name} ...", flush=True)
-        nb, seconds, error = run_notebook(path, args.timeout, args.kernel)
+        with PeakMemory() as peak:
+            nb, seconds, error = run_notebook(path, args.timeout, args.kernel)
         times[path.name] = round(seconds, 2)
+        memory[path.name] = round(peak.peak / 2**30, 2)
         # A failed run never overwrites the notebook itself: it goes to --output-dir.
         out = path if (args.inplace and error is None) else args.output_dir / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,23 +200,27 @@ def main(argv: list[str] | None = None) -> int:
 
     total = round(sum(times.values()), 2)
     width = max(len(name) for name in [*times, "total"])
-    print(f"\n{'notebook'.ljust(width)}  seconds")
+    peak = max(memory.values())
+    print(f"\n{'notebook'.ljust(width)}  seconds  peak memory (GiB)")
     for name, seconds in times.items():
-        print(f"{name.ljust(width)}  {seconds:8.1f}")
-    print(f"{'total'.ljust(width)}  {total:8.1f}")
+        print(f"{name.ljust(width)}  {seconds:8.1f}  {memory[name]:6.2f}")
+    print(f"{'total'.ljust(width)}  {total:8.1f}  {peak:6.2f}")
 
     if failed is not None:
         print(f"\nFAILED: {failed[0]}: {failed[1]}", file=sys.stderr)
         return 1
     args.times.parent.mkdir(parents=True, exist_ok=True)
-    args.times.write_text(json.dumps({**times, "total": total}, indent=2) + "\n")
+    args.times.write_text(json.dumps({**times, "total": total, "peak_memory_gib": peak,
+                                      "notebook_peak_memory_gib": memory}, indent=2) + "\n")
     print(f"wrote {args.times}")
     if not args.notebooks:  # the whole course: its wall time and the claims table
         from fastslow_course.report import claims_table
         from fastslow_course.results import load_summary, record
 
-        record("course", {"total_s": total, "notebook_s": times, "machine": _machine()},
-               notes="wall time of `make course`, per notebook (seconds)")
+        record("course", {"total_s": total, "notebook_s": times, "machine": _machine(),
+                          "peak_memory_gib": peak, "notebook_peak_memory_gib": memory},
+               notes="wall time of `make course`, per notebook (seconds), and the peak "
+                     "memory (PSS) of the runner and its kernel (GiB)")
         print("\n" + claims_table(load_summary(), REPO / "results"))
     return 0
 
