@@ -9,10 +9,11 @@ For each caption detail (``fastslow_course.caption_detail.DETAILS``; a world per
 * where the world's release models exist (``data/release`` at detail 1,
   ``data/release/captions-NN`` below it; ``make reproduce`` / ``scripts/reproduce.py
   --caption-detail D``): every Fast-type model on every query of both protocols (R@1 against the
-  labelled image, consistent@1), each student against Fast on the same queries (paired
-  intervals), and Slow re-ranking each model's top K on a subset of queries (Slow scores the
-  union of the short lists once), with the smallest K within 1 point of Slow re-ranking Fast's
-  top 100.
+  labelled image, consistent@1), each student against Fast and each teacher's student against
+  its control without a teacher on the same queries (paired intervals), and Slow re-ranking
+  the top K of Fast and of each teacher's student on 5,000 queries of each protocol (Slow
+  scores the union of the short lists once), with the smallest K within 1 point of Slow
+  re-ranking Fast's top 100, by the labelled image and by consistent@1.
 
 Resumable: models' outcomes and Slow's scores are cached under
 ``checkpoints/release-cache/<world>/caption_detail/``, keyed by the weights and the protocol.
@@ -141,8 +142,9 @@ def measure_world(preset, device) -> dict:
                         "queries": int(mask.sum()),
                         "labelled": paired(hits[mask], fast_hits[mask]),
                         "consistent": paired(cons[mask], fast_cons[mask])}
-        if "slow" in released:
-            result["slow"] = _slow_part(rel, proto, outs, names, key, cache / pname, pname)
+        if "slow" in released:  # re-ranking: Fast and the teachers' students (not the controls)
+            students = [n for n in names if n not in CONTROL_OF.values()]
+            result["slow"] = _slow_part(rel, proto, outs, students, key, cache / pname, pname)
         entry["protocols"][pname] = result
     if "slow" in released:
         entry["teacher"] = _teacher_part(rel, names)
