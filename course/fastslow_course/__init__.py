@@ -38,8 +38,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "fastslow_course.widgets": ("SearchDemo",),
     "fastslow_course.caption_detail": (
-        "CONTROL_OF", "DETAILS", "SIGNALS", "protocol_stats", "regime_gains", "teacher_mass",
-        "training_false_negatives",
+        "CONTROL_OF", "DETAILS", "SIGNALS", "protocol_stats", "regime_decision", "regime_gains",
+        "teacher_mass", "training_false_negatives",
     ),
     "fastslow_course.experiment": ("provenance", "write_result"),
 }
