@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from fastslow_course.caption_detail import SIGNALS, regime_gains
 from fastslow_course.release import manifest
 from fastslow_course.report import RULE, claims_rows, claims_table
 from fastslow_course.results import load_outcomes, load_summary
@@ -125,9 +126,37 @@ def _distill(summary: Mapping, results_dir: Path) -> str:
     o = load_outcomes(results_dir)
     warm_path = results_dir / "warm_student.json"
     warm = json.loads(warm_path.read_text()) if warm_path.is_file() else None
+    detail_path = results_dir / "caption_detail.json"
+    detail = json.loads(detail_path.read_text()) if detail_path.is_file() else None
     return _render("distill", d=summary["03_distill"], n=len(o["03_distill"]["fast_test_ranks"]),
                    ci=partial(_ci, o), paired=partial(_paired, o), warm=warm,
-                   warm_rows=_warm_student(warm) if warm else [])
+                   warm_rows=_warm_student(warm) if warm else [],
+                   regimes=_regime_rows(detail) if detail else [])
+
+
+def _regime_rows(record: Mapping) -> list[dict[str, Any]]:
+    """One row per world and teacher's student of ``results/caption_detail.json``: the world's
+    figures and the student's paired gains on both protocols."""
+    worlds = {w["caption_detail"]: w for w in record["worlds"]}
+    by_protocol = {p: {(g["detail"], g["student"]): g for g in regime_gains(record, p)}
+                   for p in ("1k", "5k")}
+    rows = []
+    for key in by_protocol["1k"]:
+        detail, student = key
+        w = worlds[detail]
+        pair = [by_protocol[p].get(key) for p in ("1k", "5k")]
+
+        def both(field: str, pair: list = pair) -> str:
+            return " / ".join(g[field].signed() if g is not None and g[field] is not None
+                              else "-" for g in pair)
+
+        rows.append({"detail": detail, "signal": SIGNALS[student],
+                     "one": f"{w['test_1k']['true_of_one_image']:.1f} / "
+                            f"{w['test_5k']['true_of_one_image']:.1f}",
+                     "fn": w["training_batches"]["per_caption"],
+                     "labelled": both("labelled"), "consistent": both("consistent"),
+                     "share": both("teacher_share")})
+    return rows
 
 
 #: The arms of ``scripts/trial_warm_student.py``, as the README names them.
