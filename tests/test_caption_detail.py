@@ -236,3 +236,32 @@ def test_the_claims_row_takes_the_best_regime_and_its_teachers_own_share():
     record["worlds"][1]["protocols"]["5k"]["models"]["fast_distilled"] = model(flipped(fast, 2))
     assert regime_decision(record, "5k")[1] == "not met"
     assert regime_decision(record, "1k") is None  # nothing measured on that protocol
+
+
+def test_slow_scores_each_querys_union_of_short_lists_once_block_by_block():
+    from types import SimpleNamespace
+
+    from fastslow_course.caption_detail import slow_on_shortlists
+
+    class FakeGallery:  # Slow's score of (text, image): a function of both, to check the lookup
+        def __init__(self):
+            self.pairs = 0
+
+        def candidate_scores(self, tokenizer, texts, cand, *, max_len):
+            self.pairs += cand.size
+            return np.array([[10.0 * len(t) + c for c in row]
+                             for t, row in zip(texts, cand, strict=True)], dtype=np.float32)
+
+    rng = np.random.default_rng(0)
+    queries = [" ".join(["w"] * int(n)) for n in rng.integers(1, 9, size=40)]
+    protocol = SimpleNamespace(queries=queries)
+    ids = np.arange(0, 40, 2)
+    tops = [rng.integers(0, 60, size=(len(ids), k)) for k in (5, 12)]
+    gallery = FakeGallery()
+    cand, scores = slow_on_shortlists(gallery, None, protocol, ids, tops, max_len=8,
+                                      query_block=4)
+    for q, i in enumerate(ids):
+        union = np.unique(np.concatenate([t[q] for t in tops]))
+        assert set(cand[q]) == set(union)  # the union, padded by repeating an image of it
+        np.testing.assert_array_equal(scores[q], 10.0 * len(queries[i]) + cand[q])
+    assert gallery.pairs < cand.size  # blocks only as wide as their widest union

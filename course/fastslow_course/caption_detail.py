@@ -132,19 +132,21 @@ def slow_on_shortlists(gallery: SlowGallery, tokenizer, protocol: RetrievalProto
     ``tops[m][q]`` is model ``m``'s short list for query ``query_ids[q]``. Returns
     ``(candidates, scores)``, both ``(len(query_ids), width)``: each row's union of images (padded
     by repeating its first) and Slow's score of each. Queries go to Slow ``query_block`` at a
-    time, in order of length (a few thousand pairs per decoder pass: the memory of one pass
-    grows with its pairs).
+    time, in order of length and then of union size (a few thousand pairs per decoder pass: the
+    memory of one pass grows with its pairs), each block only as wide as its widest union.
     """
     unions = [np.unique(np.concatenate([t[q] for t in tops])) for q in range(len(query_ids))]
-    width = max(len(u) for u in unions)
-    cand = np.stack([np.concatenate([u, np.full(width - len(u), u[0])]) for u in unions])
+    sizes = np.array([len(u) for u in unions])
+    cand = np.stack([np.concatenate([u, np.full(sizes.max() - len(u), u[0])]) for u in unions])
     texts = [protocol.queries[int(i)] for i in query_ids]
-    order = np.argsort([len(t.split()) for t in texts], kind="stable")
+    order = np.lexsort((sizes, [len(t.split()) for t in texts]))
     scores = np.zeros(cand.shape, dtype=np.float32)
     for s in progress(range(0, len(texts), query_block), desc="Slow on the short lists"):
         rows = order[s : s + query_block]
-        scores[rows] = gallery.candidate_scores(tokenizer, [texts[i] for i in rows], cand[rows],
-                                                max_len=max_len)
+        width = int(sizes[rows].max())
+        scores[rows, :width] = gallery.candidate_scores(
+            tokenizer, [texts[i] for i in rows], cand[rows, :width], max_len=max_len)
+        scores[rows, width:] = scores[rows, :1]  # the padding repeats each row's first image
     return cand, scores
 
 
