@@ -146,6 +146,10 @@ def test_key_mismatch_lists_the_differing_keys(tmp_path: Path):
         "stem_width": 8}}) == []
     assert config_differences({"a": 1}, {"b": 2}) == ["a: saved 1, wanted '<missing>'",
                                                        "b: saved '<missing>', wanted 2"]
+    # a long value (5,000 query ids) is shortened, its length said
+    (line,) = config_differences({"ids": list(range(5000))}, {"ids": list(range(1, 5001))})
+    assert len(line) < 400 and line.startswith("ids: saved [0, 1, 2") and "4999]" in line
+    assert "characters)" in line
 
 
 def test_load_state_lists_missing_unexpected_and_misshapen_keys(tmp_path: Path):

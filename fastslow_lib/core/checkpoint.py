@@ -143,13 +143,22 @@ def config_differences(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> l
     """Keys whose values differ between two config dicts, as ``"key: saved X, wanted Y"``.
 
     Both are compared after a JSON round trip, so a tuple and the list it was saved as agree.
-    A key present in only one of them shows as ``<missing>`` on the other side.
+    A key present in only one of them shows as ``<missing>`` on the other side; a long value
+    (a list of query ids, say) is shortened to its first and last characters.
     """
     saved, wanted = _as_config_dict(dict(saved)), _as_config_dict(dict(wanted))
     missing = "<missing>"
-    return [f"{key}: saved {saved.get(key, missing)!r}, wanted {wanted.get(key, missing)!r}"
+    return [f"{key}: saved {_short(saved.get(key, missing))}, "
+            f"wanted {_short(wanted.get(key, missing))}"
             for key in sorted(set(saved) | set(wanted))
             if saved.get(key, missing) != wanted.get(key, missing)]
+
+
+def _short(value: Any, width: int = 120) -> str:
+    text = repr(value)
+    if len(text) <= width:
+        return text
+    return f"{text[: width // 2]} ... {text[-width // 4 :]} ({len(text):,} characters)"
 
 
 # --------------------------------------------------------------------------- models
