@@ -137,8 +137,10 @@ results/bench_slow.json: benchmarks/bench_slow.py
 results/bench_world.json: benchmarks/bench_world.py
 	$(RUN_SCRIPT)
 
-lab: $(STAMP) ## Start JupyterLab from the repo root
-	$(VENV)/bin/jupyter lab
+# As root (a container, some classroom machines) JupyterLab refuses to start without
+# --allow-root: pass it there, and only there.
+lab: $(STAMP) ## Start JupyterLab from the repo root (as root too: containers, classroom machines)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(STAMP) ## ruff check on the library, tests, benchmarks and scripts
 	$(VENV)/bin/ruff check $(LINT_DIRS)
