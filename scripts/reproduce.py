@@ -11,6 +11,7 @@ resumes where it stopped. Progress bars show each model's training.
     python scripts/reproduce.py --list          # what there is, and what the manifest says
     python scripts/reproduce.py --check fast    # retrain beside the committed one, compare
     python scripts/reproduce.py --check fast --seeds 1 2   # ... and at two other seeds
+    python scripts/reproduce.py --caption-detail 0.6 --compact  # store that world in float16
 
 After the models, the kept results that depend on them are refreshed when they no longer match
 the manifest: ``results/test5k.json`` (the 5K protocol, ``scripts/test5k.py``; resumable, its
@@ -34,7 +35,10 @@ from pathlib import Path
 
 import torch
 
+from fastslow_course.compact import compact_release
 from fastslow_course.release import (
+    Releases,
+    as_device,
     manifest,
     release_dir,
     reproduce,
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--allow-dirty", action="store_true",
                         help="train although fastslow_lib/ has uncommitted changes (the "
                         "manifest records their hash beside the commit)")
+    parser.add_argument("--compact", action="store_true",
+                        help="train nothing: store the world's release models (or --only's) "
+                        "in float16, validation measured again as stored (fastslow_course."
+                        "compact: the caption-detail worlds, for the size budget)")
     parser.add_argument("--no-results", action="store_true",
                         help="do not refresh the kept results files (results/test5k.json)")
     args = parser.parse_args(argv)
@@ -92,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                    for name in args.check]
         print(f"done in {time.perf_counter() - start:.0f} s")
         return 0 if all(r["within"] for r in records) else 1
+    if args.compact:
+        rel = Releases(preset, as_device(args.device), mode="release", root=release_dir(preset))
+        compact_release(args.only or list(manifest(rel.root)["models"]), rel)
+        print(f"done in {time.perf_counter() - start:.0f} s")
+        return 0
     reproduce(args.only or None, preset, device=args.device, allow_dirty=args.allow_dirty)
     if not args.no_results and preset.world.caption_detail >= 1:
         refresh_kept_results(preset, args.threads)
