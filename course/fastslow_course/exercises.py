@@ -4,8 +4,8 @@ Each ``check_*`` function runs a learner's answer on cases with known answers an
 short verdict (``"correct: ..."`` or :data:`NOT_YET` followed by what differs) instead of
 raising, so a notebook can show the verdict whatever the answer.
 
-Taught in notebooks/00_data.ipynb, 01_fast.ipynb, 02_slow.ipynb, 03_distill.ipynb and
-04_rerank.ipynb (exercise 1 of each).
+Taught in notebooks/00_data.ipynb, 01_fast.ipynb, 02_slow.ipynb, 03_distill.ipynb,
+04_rerank.ipynb, 05_video.ipynb and 06_demo_and_scale.ipynb (an exercise of each).
 """
 
 from __future__ import annotations
