@@ -211,6 +211,26 @@ def test_the_committed_release_models_match_their_manifest():
     assert data["budgets"] == get_preset("cpu").release_budgets().to_dict()
 
 
+def test_the_caption_detail_worlds_match_their_manifests_within_the_weights_budget():
+    root = repo_root() / "data" / "release"
+    worlds = sorted(p for p in root.glob("captions-*") if (p / MANIFEST_NAME).is_file())
+    assert worlds, "no caption-detail world under data/release (notebook 03 reads them)"
+    for folder in worlds:
+        data = manifest(folder)
+        detail = int(folder.name.split("-")[1]) / 100
+        assert data["budgets"] == get_preset("cpu").with_caption_detail(detail) \
+            .release_budgets().to_dict()
+        for name in data["models"]:
+            entry = verify_release(name, folder)
+            assert "+changes" not in entry["commit"], f"{folder.name}/{name}: dirty commit"
+            if entry.get("stored_dtype"):  # float16 storage keeps the figures before and after
+                assert entry["trained_sha256"] != entry["sha256"]["model.safetensors"]
+                assert set(entry["validation_as_trained"]) == set(entry["validation"])
+    # every committed weights file under data/, the repository's budget (60 MiB in all)
+    total = sum(p.stat().st_size for p in (repo_root() / "data").glob("release/**/*.safetensors"))
+    assert total < 60 * 2**20, f"committed weights under data/release total {total / 2**20:.1f} MiB"
+
+
 def test_test_scores_are_kept_beside_the_model_and_follow_its_weights(world, tmp_path):
     import numpy as np
 

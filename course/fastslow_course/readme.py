@@ -30,7 +30,7 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from fastslow_course.caption_detail import SIGNALS, regime_gains
-from fastslow_course.release import manifest
+from fastslow_course.release import MANIFEST_NAME, manifest
 from fastslow_course.report import RULE, claims_rows, claims_table
 from fastslow_course.results import load_outcomes, load_summary
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
@@ -250,11 +250,28 @@ def _release(_: Mapping, folder: Path) -> str:
         rows.append((name, spec.what, {
             "budget": e["budget"], "minutes": minutes,
             "validation": ", ".join(f"{k} {v:g}" for k, v in e["validation"].items()),
-            "size": (release / name / "model.safetensors").stat().st_size}))
-    return _render("release", rows=rows, total=total,
+            "size": (release / name / "model.safetensors").stat().st_size,
+            "dtype": e.get("stored_dtype")}))
+    return _render("release", rows=rows, total=total, worlds=_caption_worlds(release),
                    machines=sorted({e["machine"] for e in models.values()}),
                    weight_bytes=data.get("total_weight_bytes", 0),
                    checks=_reproduce_checks(folder))
+
+
+def _caption_worlds(release: Path) -> list[dict]:
+    """One row per caption-detail world's release folder (``captions-NN``)."""
+    out = []
+    for folder in sorted(release.glob("captions-*")):
+        if not (folder / MANIFEST_NAME).is_file():
+            continue
+        models = manifest(folder)["models"]
+        out.append({"folder": folder.name, "models": [f"`{n}`" for n in models],
+                    "minutes": sum(e["training_seconds"] + (e.get("teacher_seconds") or 0)
+                                   for e in models.values()) / 60,
+                    "bytes": sum((folder / n / WEIGHTS_NAME).stat().st_size for n in models),
+                    "dtypes": sorted({e["stored_dtype"] for e in models.values()
+                                      if e.get("stored_dtype")})})
+    return out
 
 
 def _reproduce_checks(folder: Path) -> list[str]:
