@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from fastslow_course.experiment import write_result
-from fastslow_course.release import release_model
+from fastslow_course.release import manifest, release_dir, release_model
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.timing import StageTimer, synchronize
@@ -153,6 +153,9 @@ def main() -> None:
         "threads": args.threads, "query_block": args.query_block,
         "preset": preset.name, "queries": args.queries, "base_queries": args.base_queries,
         "rows": rows,
+        # the weights timed (a claims row compares them with today's release models)
+        "models": {n: manifest(release_dir(preset))["models"][n]["sha256"]["model.safetensors"]
+                   for n in ("fast", "slow")},
     }
     out_path = write_result(args.out or "bench_rerank", result, device=device, indent=1)
     print(f"wrote {out_path}")

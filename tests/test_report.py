@@ -354,3 +354,31 @@ def test_the_5k_k10_row_is_met_by_the_bound_or_decided_by_the_pairs(tmp_path):
     (tmp_path / "test5k.json").write_text(json.dumps(data))
     row = {r["goal"]: r for r in claims_rows({}, tmp_path)}[goal]
     assert row["met_5k"] == "not met" and row["queries_5k"] == 1000, row   # -3.0 paired
+
+
+def test_the_gpu_speed_row_states_its_card_date_and_models(tmp_path):
+    """The GPU benchmarks get their own row: their verdict, and whether they timed today's
+    release models (an older file says it recorded none)."""
+    release = json.loads((REPO / "data" / "release" / "MANIFEST.json").read_text())["models"]
+    today = {n: release[n]["sha256"]["model.safetensors"] for n in ("fast", "slow")}
+
+    def bench(fractions: tuple[float, float], **stamp: object) -> None:
+        rows = [{"N": n, "speedup": f * n / 10, "ideal": n / 10}
+                for n, f in zip((1000, 10000), fractions, strict=True)]
+        (tmp_path / "bench_rerank_gpu_qb200.json").write_text(json.dumps(
+            {"device": "cuda:0 (NVIDIA H100)", "query_block": 200, "rows": rows, **stamp}))
+
+    def gpu_row() -> dict:
+        return next(r for r in claims_rows({}, tmp_path) if r["paper"].endswith("on a GPU"))
+
+    assert gpu_row()["met"] is None
+    bench((0.7, 0.65), date="2026-12-07", commit="abc123", models=today)
+    row = gpu_row()
+    assert row["met"] == "met" and "NVIDIA H100" in row["measured"], row
+    assert "2026-12-07, commit abc123; today's release models" in row["measured"]
+    assert "0.70 N/K at N = 1,000, 0.65 N/K at N = 10,000" in row["measured"]
+    bench((0.7, 0.5), models={**today, "slow": "0" * 64})
+    row = gpu_row()
+    assert row["met"] == "not met" and "undated; other release models" in row["measured"]
+    bench((0.9, 0.9))
+    assert "release models not recorded" in gpu_row()["measured"]
