@@ -14,7 +14,8 @@ from fastslow_lib.scale.costs import (
 )
 
 COSTS = MeasuredCosts(n0=1000, slow_pair_ms=0.4, rerank_ms=5.0, flat_ms=0.1, ann_ms=0.05,
-                      bytes_flat=1024.0, bytes_ann=76.0, bytes_slow=129_024.0)
+                      bytes_flat=1024.0, bytes_ann=76.0, bytes_slow=129_024.0, image_ms=2.0,
+                      k=10)
 
 
 def test_vectors_are_seeded_unit_and_clustered():
@@ -35,9 +36,15 @@ def test_projection_follows_the_stated_growth_laws():
     np.testing.assert_allclose(p["fast_flat_ms"], [0.1, 10.0, 1e5])
     np.testing.assert_allclose(p["fast_ann_ms"], [0.05, 0.5, 50.0])
     np.testing.assert_allclose(p["fast_ann_slow_ms"], p["fast_ann_ms"] + 5.0)
+    # without Slow's cache, its image side for the 10 candidates: 10 x 2 ms more, at every N
+    np.testing.assert_allclose(p["fast_ann_slow_recompute_ms"], p["fast_ann_slow_ms"] + 20.0)
     np.testing.assert_allclose(p["ann_bytes"], 76.0 * sizes)
     with pytest.raises(ValueError, match="positive gallery sizes"):
         project_costs(COSTS, np.array([0.0]))
+    import dataclasses
+
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        project_costs(dataclasses.replace(COSTS, k=0), sizes)
 
 
 def test_machines_needed():

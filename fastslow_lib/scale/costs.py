@@ -70,7 +70,9 @@ class MeasuredCosts:
     ``rerank_ms``: Fast's text encoding plus Slow re-scoring its top K, per query (independent
     of the gallery); ``flat_ms``: exact search per query at ``n0``; ``ann_ms``: an IVF-type
     index per query at ``n0``; ``bytes_flat`` / ``bytes_ann``: index bytes per item;
-    ``bytes_slow``: Slow's cached keys and values per item.
+    ``bytes_slow``: Slow's cached keys and values per item; ``image_ms``: Slow's image side for
+    one item (its pyramid and those keys and values, as building the cache costs); ``k``: the
+    short list Slow re-scores.
     """
 
     n0: int
@@ -81,6 +83,8 @@ class MeasuredCosts:
     bytes_flat: float
     bytes_ann: float
     bytes_slow: float
+    image_ms: float
+    k: int
 
 
 def project_costs(costs: MeasuredCosts, sizes: np.ndarray) -> dict[str, np.ndarray]:
@@ -90,19 +94,25 @@ def project_costs(costs: MeasuredCosts, sizes: np.ndarray) -> dict[str, np.ndarr
     with N; an IVF index with ``nlist`` proportional to sqrt(N) and a fixed ``nprobe`` scans
     about sqrt(N) vectors per query, so its time grows like sqrt(N / n0); re-ranking K items costs
     the same at every N. Keys: ``slow_all_ms``, ``fast_flat_ms``, ``fast_ann_ms``,
-    ``fast_ann_slow_ms``, ``flat_bytes``, ``ann_bytes``, ``slow_cache_bytes``.
+    ``fast_ann_slow_ms`` (Slow's image side cached), ``fast_ann_slow_recompute_ms`` (no cache:
+    Slow's image side recomputed for the ``k`` candidates of each query, what a gallery whose
+    cache does not fit in memory pays), ``flat_bytes``, ``ann_bytes``, ``slow_cache_bytes``.
     """
     n = np.asarray(sizes, dtype=np.float64)
     if n.ndim != 1 or n.size == 0 or (n < 1).any():
         raise ValueError("sizes must be a non-empty 1-D array of positive gallery sizes")
     if costs.n0 < 1:
         raise ValueError(f"n0 must be at least 1, got {costs.n0}")
+    if costs.k < 1 or costs.image_ms < 0:
+        raise ValueError(f"k must be at least 1 and image_ms non-negative, got k={costs.k}, "
+                         f"image_ms={costs.image_ms}")
     ann = costs.ann_ms * np.sqrt(n / costs.n0)
     return {
         "slow_all_ms": costs.slow_pair_ms * n,
         "fast_flat_ms": costs.flat_ms * n / costs.n0,
         "fast_ann_ms": ann,
         "fast_ann_slow_ms": ann + costs.rerank_ms,
+        "fast_ann_slow_recompute_ms": ann + costs.rerank_ms + costs.k * costs.image_ms,
         "flat_bytes": costs.bytes_flat * n,
         "ann_bytes": costs.bytes_ann * n,
         "slow_cache_bytes": costs.bytes_slow * n,
