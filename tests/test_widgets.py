@@ -66,9 +66,52 @@ def test_widget_callbacks_without_a_browser(demo, world):
     assert "slow re-scoring" in c["status"].value
     assert [v for _, v in c["grounding"].options] == demo.last.ids[:3].tolist()
     c["grounding"].value = int(demo.last.ids[1])  # draws the heatmaps without error
-    c["query"].value = "a purple blob"
-    c["search"].click()
+    assert c["heatmaps"].value and c["heatmaps"].value[:4] == b"\x89PNG"
+    c["query"].value = "a purple blob"   # Enter in the box searches: its value changed
     assert "purple" in c["status"].value and "blob" in c["status"].value
+    assert "color:#b00020" in c["status"].value   # an error looks like one
+
+
+def test_one_search_gives_one_set_of_outputs_drawn_without_pyplot(demo, world):
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    demo.widget(k=5, show=3, examples=world.test.captions[:4])
+    c = demo.controls
+    drawn = []
+    original = demo.grounding_figure
+    demo.grounding_figure = lambda *a: drawn.append(a) or original(*a)  # type: ignore[method-assign]
+    try:
+        c["grounding"].value = None
+        c["examples"].value = world.test.captions[2]   # an example fills the box and searches
+        assert demo.last is not None and demo.last.query == world.test.captions[2]
+        assert c["lists"].value[:4] == b"\x89PNG" and c["lists"].layout.display is None
+        # refilling the grounding menu drew no map: only a pick does, once
+        assert drawn == [] and c["heatmaps"].layout.display == "none"
+        c["grounding"].value = int(demo.last.ids[0])
+        assert len(drawn) == 1 and c["heatmaps"].layout.display is None
+        c["search"].click()   # a new search clears the map and the menu's choice
+        assert len(drawn) == 1 and c["heatmaps"].layout.display == "none"
+        assert c["grounding"].value is None and not c["search"].disabled
+    finally:
+        demo.grounding_figure = original  # type: ignore[method-assign]
+    assert plt.get_fignums() == []   # no figure through pyplot's global state
+    c["query"].value = "a red circle"
+    assert "short query" in c["status"].value
+
+
+def test_case_and_punctuation_are_forgiven(demo, world):
+    from fastslow_course.widgets import normalise_query
+
+    assert normalise_query("  A Red circle, left of a BLUE square. ") == \
+        "a red circle left of a blue square"
+    assert normalise_query("A red circle , and a square!", keep=",") == \
+        "a red circle, and a square"
+    caption = world.test.captions[5]
+    loud = "  " + caption.upper().replace(" ", "  ", 2) + "!"
+    assert demo.search(loud, k=3).query == caption
+    with pytest.raises(ValueError, match="empty query"):
+        demo.search(" ... ")
 
 
 def test_index_and_gallery_must_match_the_images(demo, world):

@@ -13,10 +13,15 @@ Taught in notebooks/06_demo_and_scale.ipynb.
 
 from __future__ import annotations
 
+import html
+import io
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from fastslow_lib.config.checks import check_int
 from fastslow_lib.core.timing import StageTimer
@@ -26,7 +31,10 @@ from fastslow_lib.fast.index import VectorIndex
 from fastslow_lib.fast.input_checks import check_vocabulary
 from fastslow_lib.rerank import SlowGallery, rerank_unchecked
 
-__all__ = ["SearchDemo", "SearchResult"]
+__all__ = ["SearchDemo", "SearchResult", "figure_png", "normalise_query"]
+
+#: A query of at most this many words gets the status line's note on short queries.
+SHORT_QUERY_WORDS = 3
 
 
 @dataclass
@@ -73,14 +81,16 @@ class SearchDemo:
         self.controls: dict = {}
 
     def check_query(self, query: object) -> str:
-        """The stripped query, or a ValueError naming what is wrong with it.
+        """The query as the vocabulary writes it (:func:`normalise_query`: case and punctuation
+        forgiven), or a ValueError naming what is wrong with it.
 
         The query's one check on its way to the result: :meth:`search` hands it to
         :func:`~fastslow_lib.rerank.rerank_unchecked`, which trusts it.
         """
         if not isinstance(query, str):
             raise TypeError(f"the query must be a str, got {type(query).__name__}")
-        query = query.strip()
+        marks = [t for t in self.tokenizer.get_vocab() if len(t) == 1 and not t.isalnum()]
+        query = normalise_query(query, marks)
         if not query:
             raise ValueError("empty query: type a caption, e.g. 'a red circle left of a blue "
                              "square'")
@@ -113,53 +123,84 @@ class SearchDemo:
 
     # ----------------------------------------------------------------------------- widget
 
-    def widget(self, k: int = 10, show: int = 5):
-        """An ipywidgets search box over the gallery (JupyterLab); ``show`` results per list."""
+    def widget(self, k: int = 10, show: int = 5, examples: Sequence[str] = ()):
+        """An ipywidgets search box over the gallery (JupyterLab); ``show`` results per list.
+
+        Enter (or the button) searches; case and punctuation are forgiven (:func:`normalise_query`);
+        the status line says "searching" while a search runs and shows errors in red; the
+        ``examples`` menu fills the box with a caption (e.g. test captions). Figures are drawn on
+        their own :class:`~matplotlib.figure.Figure` objects into image widgets, never through
+        pyplot's global state, so one search gives exactly one set of outputs.
+        """
         import ipywidgets as w
 
         query = w.Text(placeholder="a caption, e.g. a red circle left of a blue square",
-                       layout=w.Layout(width="60%"))
+                       continuous_update=False, layout=w.Layout(width="60%"))
         slider = w.IntSlider(value=min(k, len(self.images)), min=1,
                              max=min(100, len(self.images)), description="K")
         button = w.Button(description="Search", button_style="primary")
+        example = w.Dropdown(options=[("examples", None)] + [(e, e) for e in examples],
+                             value=None, layout=w.Layout(width="60%"))
         status = w.HTML()
         pick = w.Dropdown(options=[], description="grounding")
-        lists, heat = w.Output(), w.Output()
+        lists = w.Image(format="png", layout=w.Layout(display="none"))
+        heat = w.Image(format="png", layout=w.Layout(display="none"))
+        state = {"refilling": False}
+
+        def show_image(widget, fig) -> None:
+            widget.value = figure_png(fig) if fig is not None else b""
+            widget.layout.display = None if fig is not None else "none"
 
         def on_search(_=None) -> None:
-            lists.clear_output()
-            heat.clear_output()
+            button.disabled, status.value = True, "<i>searching ...</i>"
+            show_image(lists, None)
+            show_image(heat, None)
+            state["refilling"] = True   # refilling the menu must not draw a map
+            pick.options = []
             try:
                 res = self.search(query.value, slider.value)
             except (ValueError, TypeError) as e:
-                status.value = f"<b>{e}</b>"
-                pick.options = []
+                status.value = (f'<span style="color:#b00020"><b>Cannot search:</b> '
+                                f"{html.escape(str(e))}</span>")
                 return
-            status.value = "; ".join(f"{n}: {ms:.1f} ms" for n, ms in res.stages_ms.items())
+            finally:
+                state["refilling"] = False
+                button.disabled = False
+            times = "; ".join(f"{n}: {ms:.1f} ms" for n, ms in res.stages_ms.items())
+            status.value = html.escape(f"{res.query!r}: {times}") + (
+                "<br><small>A short query names few things, and each image holds a whole scene: "
+                "many images may fit it equally well, so the lists can differ without either "
+                "being wrong.</small>" if len(res.query.split()) <= SHORT_QUERY_WORDS else "")
+            state["refilling"] = True
             pick.options = [(f"Slow #{r + 1}: image {int(i)}", int(i))
                             for r, i in enumerate(res.ids[:show])]
-            with lists:
-                self.show_lists(res, show)
+            pick.value = None
+            state["refilling"] = False
+            show_image(lists, self.lists_figure(res, show))
 
         def on_pick(change) -> None:
-            if change["new"] is None or self.last is None:
+            if state["refilling"] or change["new"] is None or self.last is None:
                 return
-            heat.clear_output()
-            with heat:
-                self.show_grounding(self.last.query, int(change["new"]))
+            show_image(heat, self.grounding_figure(self.last.query, int(change["new"])))
+
+        def on_example(change) -> None:
+            if change["new"]:
+                query.value = change["new"]   # which searches (the box's value changed)
 
         button.on_click(on_search)
+        query.observe(on_search, names="value")   # Enter in the box
         pick.observe(on_pick, names="value")
+        example.observe(on_example, names="value")
         self.controls = {"query": query, "k": slider, "search": button, "status": status,
-                         "grounding": pick, "lists": lists, "heatmaps": heat}
-        return w.VBox([w.HBox([query, slider, button]), status, lists, pick, heat])
+                         "examples": example, "grounding": pick, "lists": lists,
+                         "heatmaps": heat}
+        return w.VBox([w.HBox([query, slider, button]), example, status, lists, pick, heat])
 
-    def show_lists(self, res: SearchResult, show: int = 5) -> None:
+    def lists_figure(self, res: SearchResult, show: int = 5) -> Figure:
         """Thumbnails of Fast's top ``show`` (first row) and Slow's (second row), with scores."""
-        import matplotlib.pyplot as plt
-
         n = min(show, res.k)
-        fig, axes = plt.subplots(2, n, figsize=(min(10.0, 1.9 * n), 5.2), squeeze=False)
+        fig = Figure(figsize=(min(10.0, 1.9 * n), 5.2))
+        axes = fig.subplots(2, n, squeeze=False)
         rows = (("Fast", res.fast_ids, res.fast_scores, "cosine"),
                 ("Slow", res.ids, res.slow_scores, "log-lik."))
         for r, (name, ids, scores, unit) in enumerate(rows):
@@ -173,19 +214,25 @@ class SearchDemo:
         fig.suptitle("Fast's top items (top row) and Slow's re-ranking of them (bottom row)",
                      fontsize=9)
         fig.tight_layout(h_pad=2.0)
-        plt.show()
+        return fig
 
-    def show_grounding(self, query: str, image_id: int) -> None:
+    def show_lists(self, res: SearchResult, show: int = 5) -> None:
+        """Display :meth:`lists_figure` (in a notebook)."""
+        from IPython.display import display
+
+        display(self.lists_figure(res, show))
+
+    def grounding_figure(self, query: str, image_id: int) -> Figure:
         """Slow's per-word attention maps for ``query`` over gallery image ``image_id``."""
-        import matplotlib.pyplot as plt
-
         from fastslow_lib.slow.grounding import upsample_map, word_heatmaps
 
         image = self.images[image_id]
-        words, maps = word_heatmaps(self.slow, self.tokenizer, query, image, device=self.device)
+        words, maps = word_heatmaps(self.slow, self.tokenizer, self.check_query(query), image,
+                                    device=self.device)
         cols = min(8, len(words))
         rows = -(-len(words) // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.5 * rows), squeeze=False)
+        fig = Figure(figsize=(1.6 * cols, 1.9 * rows + 0.4))
+        axes = fig.subplots(rows, cols, squeeze=False)
         shown = None
         for ax in axes.ravel():
             ax.set_axis_off()
@@ -195,4 +242,27 @@ class SearchDemo:
             ax.set_title(word, fontsize=8)
         if shown is not None:
             fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label="attention weight")
-        plt.show()
+        fig.suptitle(f"image {image_id}: where Slow looks for each word", fontsize=9)
+        return fig
+
+    def show_grounding(self, query: str, image_id: int) -> None:
+        """Display :meth:`grounding_figure` (in a notebook)."""
+        from IPython.display import display
+
+        display(self.grounding_figure(query, image_id))
+
+
+def normalise_query(query: str, keep: Iterable[str] = ()) -> str:
+    """A query as the captions are written: lower case, one space between words, punctuation
+    read as a space unless it is in ``keep`` (the marks the vocabulary knows, such as ","),
+    which stays attached to the word before it (``"A red circle."`` -> ``"a red circle"``)."""
+    keep = set(keep)
+    text = re.sub(r"[^\w\s]", lambda m: m.group() if m.group() in keep else " ", query.lower())
+    return re.sub(r"\s+([^\w\s])", r"\1", " ".join(text.split()))
+
+
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """``fig`` as PNG bytes (for an image widget), drawn by its own canvas."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
