@@ -229,6 +229,8 @@ def test_the_claims_row_takes_the_best_regime_and_its_teachers_own_share():
     assert [(g["detail"], g["student"]) for g in gains] == [
         (1.0, "fast_distilled"), (0.8, "fast_distilled"), (0.8, "fast_ranked")]
     assert gains[2]["teacher_share"] is None  # its control is not built
+    assert gains[2]["teacher_share_consistent"] is None
+    assert gains[1]["teacher_share_consistent"].value == pytest.approx(5.0)
     text, decided, queries = regime_decision(record, "5k")
     assert decided == "met" and queries == n  # +6 with an interval above +3 at detail 0.8
     assert "signal (a), caption detail 0.8" in text and "+6.0" in text

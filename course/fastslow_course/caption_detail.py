@@ -218,8 +218,9 @@ def regime_gains(record: Mapping[str, Any], protocol: str) -> list[dict[str, Any
     """Each teacher's student against Fast in each world of ``record``
     (``results/caption_detail.json``) measured on ``protocol`` (``"1k"`` or ``"5k"``), from the
     per-query outcomes kept there: ``detail``, ``student``, ``labelled`` and ``consistent``
-    (student minus Fast, paired :class:`~fastslow_lib.core.intervals.Estimate`, points) and
-    ``teacher_share`` (student minus its control, labelled; ``None`` without a control)."""
+    (student minus Fast, paired :class:`~fastslow_lib.core.intervals.Estimate`, points),
+    ``teacher_share`` and ``teacher_share_consistent`` (student minus its control, labelled and
+    consistent@1; ``None`` without a control)."""
     out = []
     for world in record["worlds"]:
         models = world.get("protocols", {}).get(protocol, {}).get("models", {})
@@ -240,7 +241,11 @@ def regime_gains(record: Mapping[str, Any], protocol: str) -> list[dict[str, Any
                                                          bits("fast", "consistent")),
                 "teacher_share": (paired_difference_interval(bits(student, "labelled"),
                                                              bits(control, "labelled"))
-                                  if control in models else None)})
+                                  if control in models else None),
+                "teacher_share_consistent": (
+                    paired_difference_interval(bits(student, "consistent"),
+                                               bits(control, "consistent"))
+                    if control in models else None)})
     return out
 
 
