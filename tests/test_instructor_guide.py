@@ -475,7 +475,8 @@ def test_a_renamed_section_is_caught() -> None:
 
 
 def test_a_renamed_section_quoted_in_the_solutions_key_is_caught() -> None:
-    broken = guide_text().replace('"### What was tuned (optional)"', '"### What we tuned (optional)"')
+    broken = guide_text().replace('"### What was tuned (optional)"',
+                                  '"### What we tuned (optional)"')
     assert broken != guide_text()
     assert quoted_heading_problems(broken, all_notebooks()) != []
 
