@@ -25,6 +25,7 @@ Taught in notebooks/03_distill.ipynb (section "Where a teacher pays").
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 
 from fastslow_course.manifest import manifest, sha256_file, show_path, verify_release
 from fastslow_lib.core.cache import file_fingerprint
-from fastslow_lib.core.checkpoint import TRAINING_NAME, WEIGHTS_NAME, write_atomic
+from fastslow_lib.core.checkpoint import TRAINING_NAME, WEIGHTS_NAME, read_metadata, write_atomic
 from fastslow_lib.registry import REGISTRY
 
 __all__ = ["STORED_DTYPE", "compact_release", "half_weights"]
@@ -78,8 +79,6 @@ def _replace_values(tree: Any, old: str, new: str) -> Any:
 
 def _repoint_children(root: Path, data: dict[str, Any], parent: str, old_sha: str) -> list[str]:
     """Point the children of ``parent`` in ``root`` at its stored weights; return their names."""
-    import json
-
     old_fp, new_fp = old_sha[:16], file_fingerprint(root / parent)
     new_sha = sha256_file(root / parent / WEIGHTS_NAME)
     children = []
@@ -87,7 +86,7 @@ def _repoint_children(root: Path, data: dict[str, Any], parent: str, old_sha: st
         if parent not in REGISTRY[child].parents:
             continue
         meta_file = root / child / TRAINING_NAME
-        meta = json.loads(meta_file.read_text())
+        meta = read_metadata(root / child)
         meta["config"] = _replace_values(meta["config"], old_fp, new_fp)
         trained = meta["extra"].setdefault("parents_as_trained", {})
         trained.setdefault(new_fp, old_fp)
@@ -149,16 +148,13 @@ def stored_validation(rel: Any, name: str) -> dict[str, float]:
     Slow-type models are scored as :meth:`Releases.validation` does; a Fast-type model's
     validation R@1 is recomputed on the queries its training validated on (the training
     history holds the float32 model's)."""
-    from fastslow_lib.core.checkpoint import read_metadata
-    from fastslow_lib.data.datasets import RetrievalProtocol
-    from fastslow_lib.fast.training import validation_recall
+    from fastslow_lib.config.training import FastTrainConfig
+    from fastslow_lib.fast.training import validation_protocol, validation_recall
 
     if REGISTRY[name].kind != "fast" or REGISTRY[name].clips:
         return rel.validation(name)
     model, history, _ = rel.get(name)
-    train = read_metadata(rel.folder(name))["config"]["train"]
-    val = RetrievalProtocol.from_split(rel.world.val)
-    val = val.restrict(val.query_subset(min(train["val_queries"], len(val.queries)),
-                                        seed=train["seed"]))
-    r1 = validation_recall(model, rel.tokenizer, val, max_len=train["max_len"], device=rel.device)
+    train = FastTrainConfig(**read_metadata(rel.folder(name))["config"]["train"])
+    val = validation_protocol(rel.world.val, train)   # the queries its training validated on
+    r1 = validation_recall(model, rel.tokenizer, val, max_len=train.max_len, device=rel.device)
     return {"final_loss": round(float(history["final_loss"]), 4), "val_R@1": round(float(r1), 2)}
