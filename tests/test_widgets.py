@@ -72,6 +72,27 @@ def test_widget_callbacks_without_a_browser(demo, world):
     assert "color:#b00020" in c["status"].value   # an error looks like one
 
 
+def test_clicking_search_right_after_typing_searches_once(demo, world):
+    demo.widget(k=5, show=3)
+    c = demo.controls
+    calls = []
+    original = demo.search
+    demo.search = lambda *a: calls.append(a) or original(*a)  # type: ignore[method-assign]
+    try:
+        # in a browser the click takes the focus from the box, which commits the text first
+        c["query"].value = world.test.captions[5]
+        c["search"].click()
+        assert len(calls) == 1
+        c["search"].click()   # a second click searches again
+        assert len(calls) == 2
+        c["query"].value = world.test.captions[6]
+        c["k"].value = 4      # K changed since the commit: the click searches with it
+        c["search"].click()
+        assert len(calls) == 4 and calls[-1][1] == 4
+    finally:
+        demo.search = original  # type: ignore[method-assign]
+
+
 def test_one_search_gives_one_set_of_outputs_drawn_without_pyplot(demo, world):
     import matplotlib.pyplot as plt
 

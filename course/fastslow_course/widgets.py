@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +36,10 @@ __all__ = ["SearchDemo", "SearchResult", "figure_png", "normalise_query"]
 
 #: A query of at most this many words gets the status line's note on short queries.
 SHORT_QUERY_WORDS = 3
+#: A click on Search this soon (seconds) after the box's text was committed and searched, with
+#: the same text and K, is that same commit: clicking the button takes the focus from the box,
+#: which commits the text first. It is not searched twice.
+CLICK_AFTER_COMMIT_S = 1.0
 
 
 @dataclass
@@ -145,7 +150,7 @@ class SearchDemo:
         pick = w.Dropdown(options=[], description="grounding")
         lists = w.Image(format="png", layout=w.Layout(display="none"))
         heat = w.Image(format="png", layout=w.Layout(display="none"))
-        state = {"refilling": False}
+        state: dict = {"refilling": False, "committed": None}
 
         def show_image(widget, fig) -> None:
             widget.value = figure_png(fig) if fig is not None else b""
@@ -178,7 +183,22 @@ class SearchDemo:
             state["refilling"] = False
             show_image(lists, self.lists_figure(res, show))
 
+        def on_commit(_=None) -> None:   # Enter in the box, or the box losing the focus
+            on_search()
+            state["committed"] = (query.value, slider.value, time.perf_counter())
+
+        def on_click(_=None) -> None:
+            committed, state["committed"] = state["committed"], None
+            if committed is not None and committed[:2] == (query.value, slider.value) and \
+                    time.perf_counter() - committed[2] < CLICK_AFTER_COMMIT_S:
+                return   # this click's own commit searched already
+            on_search()
+
+        def forget_commit(_=None) -> None:
+            state["committed"] = None
+
         def on_pick(change) -> None:
+            forget_commit()
             if state["refilling"] or change["new"] is None or self.last is None:
                 return
             show_image(heat, self.grounding_figure(self.last.query, int(change["new"])))
@@ -187,8 +207,9 @@ class SearchDemo:
             if change["new"]:
                 query.value = change["new"]   # which searches (the box's value changed)
 
-        button.on_click(on_search)
-        query.observe(on_search, names="value")   # Enter in the box
+        button.on_click(on_click)
+        query.observe(on_commit, names="value")   # Enter in the box
+        slider.observe(forget_commit, names="value")
         pick.observe(on_pick, names="value")
         example.observe(on_example, names="value")
         self.controls = {"query": query, "k": slider, "search": button, "status": status,
