@@ -111,7 +111,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "fastslow_lib.slow.training": ("slow_batch", "slow_recipe"),
     "fastslow_lib.slow.matching": ("HARD_NEGATIVES", "RANDOM_NEGATIVES", "itm_learned"),
-    "fastslow_lib.slow.grounding": ("named_object_attention", "upsample_map", "word_heatmaps"),
+    "fastslow_lib.slow.grounding": ("named_object_attention", "named_object_cells", "upsample_map",
+                                    "word_heatmaps"),
     # distill, rerank
     "fastslow_lib.distill.groups": (
         "GroupBatchSampler", "distilled_recipe", "get_teacher_scores", "group_distillation_loss",

@@ -347,6 +347,24 @@ def test_named_object_attention_is_measured_against_the_uniform_share(world, tok
     assert box.sum() < 64
 
 
+def test_named_object_cells_are_the_words_and_boxes_the_measurement_uses(world):
+    from fastslow_lib.data.caption_parser import tokenize_caption
+    from fastslow_lib.slow.grounding import _box_mask, _named_objects, named_object_cells
+
+    found = 0
+    for c in range(40):
+        caption = world.test.captions[c]
+        scene = world.test.scenes[int(world.test.caption_image[c])]
+        cells = named_object_cells(caption, scene, 8, 64)
+        expected = _named_objects(tokenize_caption(caption), scene)
+        assert [i for i, _ in cells] == [i for i, _ in expected]
+        for (i, mask), (_, obj) in zip(cells, expected, strict=True):
+            assert tokenize_caption(caption)[i] == obj.shape
+            np.testing.assert_array_equal(mask, _box_mask(obj, 8, 64))
+        found += len(cells)
+    assert found > 10
+
+
 def test_itm_step_rejects_bad_negative_counts(world):
     neg = np.zeros((len(world.train.captions), 2), dtype=np.int64)
     with pytest.raises(ValueError, match="only 2 mined"):

@@ -41,7 +41,7 @@ from fastslow_lib.core.intervals import prediction_interval, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.registry import REGISTRY
 
-__all__ = ["check_reproduction"]
+__all__ = ["check_reproduction", "train_at_seed"]
 
 
 def _ancestors(name: str) -> list[str]:
@@ -170,3 +170,28 @@ def _prepare_scratch(name: str, committed: Releases, root: Path) -> None:
             shutil.rmtree(root / parent)
         shutil.copytree(committed.folder(parent), root / parent)
     write_manifest(root, data)
+
+
+def train_at_seed(name: str, committed: Releases, root: Path, seed: int) -> Releases:
+    """Release model ``name`` trained at ``seed`` in ``root/name``, its ancestors the committed
+    ones (copied beside it, checked against ``committed``'s manifest): another run of the same
+    recipe. Its recipe's inputs (the teacher's scores of its own batches) are cached in
+    ``root/inputs``, apart from the release's. Resumable: a model already trained there under
+    the same key is reused, a parent already copied is kept when its weights match the
+    manifest. Returns the :class:`Releases` that holds it (``mode="full"``: it trains what is
+    missing)."""
+    seed = check_int(seed, "seed", minimum=0)
+    root.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"models": {}}
+    for parent in _ancestors(name):
+        data["models"][parent] = entry = verify_release(parent, committed.root)  # type: ignore[arg-type]
+        here = root / parent / WEIGHTS_NAME
+        if not here.is_file() or sha256_file(here) != entry["sha256"][WEIGHTS_NAME]:
+            if (root / parent).exists():
+                shutil.rmtree(root / parent)
+            shutil.copytree(committed.folder(parent), root / parent)
+    write_manifest(root, data)
+    rel = Releases(committed.preset, committed.device, mode="full", root=root,
+                   world=committed.world, seeds={name: seed}, cache_dir=root / "inputs")
+    rel.get(name)
+    return rel

@@ -17,7 +17,7 @@ from fastslow_lib.data.datasets import images_to_tensor
 from fastslow_lib.data.tokenizer import encode
 from fastslow_lib.slow.model import SlowModel
 
-__all__ = ["named_object_attention", "upsample_map", "word_heatmaps"]
+__all__ = ["named_object_attention", "named_object_cells", "upsample_map", "word_heatmaps"]
 
 
 @torch.no_grad()
@@ -94,6 +94,18 @@ def _box_mask(obj, side: int, image_size: int) -> np.ndarray:
     return rows[:, None] & cols[None, :]
 
 
+def named_object_cells(caption: str, scene, side: int, image_size: int
+                       ) -> list[tuple[int, np.ndarray]]:
+    """``(word index, cells)`` for each shape word of ``caption`` whose phrase names exactly one
+    object of ``scene``: the ``(side, side)`` bool mask of the map cells its object's box
+    overlaps. Word indices are those of :func:`word_heatmaps` (the caption's words); these are
+    the words and cells :func:`named_object_attention` measures."""
+    from fastslow_lib.data.caption_parser import tokenize_caption
+
+    return [(i, _box_mask(obj, side, image_size))
+            for i, obj in _named_objects(tokenize_caption(caption), scene)]
+
+
 def named_object_attention(
     model: SlowModel, tokenizer, split, *, n_captions: int = 200, layer: int = -1, seed: int = 0,
     device: torch.device | str = "cpu",
@@ -106,22 +118,23 @@ def named_object_attention(
     (``mass``), against the share of cells those are (``uniform``: what attention spread evenly
     would put there). Returns both means and the number of words measured.
     """
-    from fastslow_lib.data.caption_parser import tokenize_caption
-
     rng = np.random.default_rng(np.random.SeedSequence([seed, 19]))
     picks = rng.choice(len(split.captions), size=min(n_captions, len(split.captions)),
                        replace=False)
     mass, uniform = [], []
+    side = model.config.image_size // model.config.layer_strides[layer]
     for c in picks:
         image = int(split.caption_image[c])
-        scene = split.scenes[image]
-        named = _named_objects(tokenize_caption(split.captions[c]), scene)
+        named = named_object_cells(split.captions[c], split.scenes[image], side,
+                                   model.config.image_size)
         if not named:
             continue
         _, maps = word_heatmaps(model, tokenizer, split.captions[c], split.images[image],
                                 layer=layer, device=device)
-        for i, obj in named:
-            box = _box_mask(obj, maps.shape[1], model.config.image_size)
+        for i, box in named:
+            if box.shape != maps.shape[1:]:
+                raise RuntimeError(f"layer {layer}'s maps are {maps.shape[1:]}, its stride "
+                                   f"gives {box.shape}: the config and the model disagree")
             mass.append(float(maps[i][box].sum()))
             uniform.append(float(box.mean()))
     if not mass:
