@@ -64,17 +64,22 @@ class SlowGallery:
         model.eval()
         self.model = model
         self.device = torch.device(device)
-        parts: list[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]] = []
-        for s in range(0, len(images), block):
-            parts.append(image_cache(model, images[s : s + block], self.device))
+        n = len(images)
+        # Filled block by block into tensors of the whole gallery's size: the peak memory is the
+        # cache plus one block (gathering the blocks and concatenating them would hold it twice).
+        self.kv: Cache = {}
+        for s in range(0, n, block):
+            part = image_cache(model, images[s : s + block], self.device)
+            if not self.kv:
+                self.kv = {name: [(k.new_empty((n, *k.shape[1:])), v.new_empty((n, *v.shape[1:])))
+                                  for k, v in layers] for name, layers in part.items()}
+            for name, layers in part.items():
+                for (keys, values), (k, v) in zip(self.kv[name], layers, strict=True):
+                    keys[s : s + len(k)] = k
+                    values[s : s + len(v)] = v
+            del part
             if progress_bar is not None:
                 progress_bar.update(len(images[s : s + block]))
-        self.kv = {
-            name: [(torch.cat([p[name][i][0] for p in parts]),
-                    torch.cat([p[name][i][1] for p in parts]))
-                   for i in range(len(parts[0][name]))]
-            for name in parts[0]
-        }
 
     def __len__(self) -> int:
         return int(self.kv["forward"][0][0].shape[0])

@@ -235,6 +235,26 @@ def test_the_claims_row_takes_the_best_regime_and_its_teachers_own_share():
     assert decided == "met" and queries == n  # +6 with an interval above +3 at detail 0.8
     assert "signal (a), caption detail 0.8" in text and "+6.0" in text
     assert "minus its control) +5.0" in text
+    # other seeds: each run against the Fast of its own seed and its control
+    def est(v, lo, hi):
+        return {"value": v, "low": lo, "high": hi, "n": n}
+
+    def run(vs_fast, vs_control):
+        return {"protocols": {"5k": {"fast_distilled": {
+            "vs_fast": {"labelled": vs_fast}, "vs_release_fast": {"labelled": est(0, -1, 1)},
+            "vs_control": {"labelled": vs_control}}}}}
+
+    seeds = {"worlds": [{"caption_detail": 0.8, "release_seed": 0, "runs": {
+        "0": run(est(9, 8, 10), est(9, 8, 10)),  # the release seed: caption_detail.json's
+        "1": run(est(5.5, 4.0, 7.0), est(4.0, 2.5, 5.5)),
+        "2": run(est(6.5, 5.0, 8.0), est(4.5, 3.0, 6.0))}}]}
+    text, decided, _ = regime_decision(record, "5k", seeds=seeds)
+    assert decided == "met"
+    assert "at seeds 1 / 2: +5.5 [+4.0, +7.0] / +6.5 [+5.0, +8.0] minus the Fast of the " \
+           "same seed, teacher's own share +4.0 [+2.5, +5.5] / +4.5 [+3.0, +6.0]" in text
+    assert "+9.0" not in text  # the release seed is not counted twice
+    seeds["worlds"][0]["runs"]["2"] = run(est(1.0, -0.5, 2.5), est(0.5, -1.0, 2.0))
+    assert regime_decision(record, "5k", seeds=seeds)[1] == "undecided"  # a seed at zero
     record["worlds"][1]["protocols"]["5k"]["models"]["fast_distilled"] = model(flipped(fast, 2))
     assert regime_decision(record, "5k")[1] == "not met"
     assert regime_decision(record, "1k") is None  # nothing measured on that protocol

@@ -165,6 +165,18 @@ def test_rerank_bad_input(setup):
                                  max_len=48)
 
 
+def test_gallery_filled_block_by_block_equals_one_block(setup):
+    _, _, _, slow, protocol, _, gallery = setup   # built in blocks of 16, the last one short
+    assert len(protocol.gallery) % 16 != 0
+    whole = SlowGallery(slow, protocol.gallery, block=len(protocol.gallery))
+    assert whole.kv.keys() == gallery.kv.keys()
+    for name, layers in whole.kv.items():
+        for (k1, v1), (k2, v2) in zip(layers, gallery.kv[name], strict=True):
+            torch.testing.assert_close(k2, k1, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(v2, v1, rtol=1e-5, atol=1e-6)
+    assert whole.nbytes() == gallery.nbytes()
+
+
 def test_gallery_prefix_is_the_first_images(setup):
     _, tok, _, slow, protocol, _, gallery = setup
     small = gallery.prefix(10)

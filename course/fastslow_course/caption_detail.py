@@ -249,13 +249,38 @@ def regime_gains(record: Mapping[str, Any], protocol: str) -> list[dict[str, Any
     return out
 
 
-def regime_decision(record: Mapping[str, Any], protocol: str,
-                    target: float = 3.0) -> tuple[str, str, int] | None:
+def seed_gains(seeds: Mapping[str, Any] | None, detail: float, student: str,
+               protocol: str) -> dict[int, dict[str, Estimate | None]]:
+    """The other seeds' runs of ``student`` in the world of caption ``detail``, from
+    ``results/caption_detail_seeds.json`` (``scripts/caption_detail_seeds.py``): seed ->
+    ``vs_fast`` (minus the Fast of the same seed; ``None`` where that Fast is not trained),
+    ``vs_release_fast`` and ``vs_control`` (the teacher's own share), by the labelled image.
+    The release seed is left out (``results/caption_detail.json`` holds it); ``{}`` without
+    such runs."""
+    out: dict[int, dict[str, Estimate | None]] = {}
+    for world in (seeds or {}).get("worlds", []):
+        if abs(world["caption_detail"] - detail) > 1e-9:
+            continue
+        for seed, run in world["runs"].items():
+            part = run["protocols"].get(protocol, {}).get(student)
+            if int(seed) == world["release_seed"] or part is None:
+                continue
+            out[int(seed)] = {k: (Estimate(**part[k]["labelled"]) if part.get(k) else None)
+                              for k in ("vs_fast", "vs_release_fast", "vs_control")}
+    return out
+
+
+def regime_decision(record: Mapping[str, Any], protocol: str, target: float = 3.0,
+                    seeds: Mapping[str, Any] | None = None) -> tuple[str, str, int] | None:
     """The claims row's part for captions that leave things out: the best teacher's student
     (largest labelled gain over Fast) in a world whose captions leave things out, its
     consistent@1 gain and its teacher's own share beside it, and the verdict over every
     such regime and signal (met if any meets ``target`` by the course's rule: the whole paired
-    interval at or above it). ``None`` where no such world has students."""
+    interval at or above it). ``None`` where no such world has students.
+
+    ``seeds`` (``results/caption_detail_seeds.json``): the best student's runs at other seeds,
+    each against the Fast of its own seed (else the release Fast) and its control; a verdict
+    of met also needs every seed's interval above 0 (else undecided)."""
     gains = [g for g in regime_gains(record, protocol) if g["detail"] < 1]
     if not gains:
         return None
@@ -267,4 +292,15 @@ def regime_decision(record: Mapping[str, Any], protocol: str,
             f"labelled image, consistent@1 {best['consistent'].signed()}; the teacher's own "
             f"share (minus its control) {share.signed() if share is not None else 'not built'}")
     decided = next((v for v in ("met", "undecided") if v in verdicts), "not met")
+    runs = seed_gains(seeds, best["detail"], best["student"], protocol)
+    if runs:
+        against = {s: r["vs_fast"] or r["vs_release_fast"] for s, r in sorted(runs.items())}
+        own_fast = all(r["vs_fast"] for r in runs.values())
+        shares = [r["vs_control"].signed() for r in runs.values() if r["vs_control"]]
+        text += (f"; at seeds {' / '.join(map(str, against))}: "
+                 f"{' / '.join(e.signed() for e in against.values() if e is not None)} minus "
+                 f"{'the Fast of the same seed' if own_fast else 'the release Fast'}, "
+                 f"teacher's own share {' / '.join(shares)}")
+        if decided == "met" and any(e is None or e.low <= 0 for e in against.values()):
+            decided = "undecided"
     return text, decided, best["labelled"].n

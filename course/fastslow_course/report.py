@@ -267,7 +267,8 @@ def _regimes(extra: Mapping, protocol: str) -> tuple[str, str, int] | None:
     """The part of the distillation row where captions leave things out
     (``results/caption_detail.json``), if measured."""
     record = extra.get("caption_detail")
-    return regime_decision(record, protocol) if record is not None else None
+    return (regime_decision(record, protocol, seeds=extra.get("caption_detail_seeds"))
+            if record is not None else None)
 
 
 #: The teacher's arms of ``scripts/trial_warm_student.py`` in the claims row (its controls are
@@ -429,6 +430,7 @@ def _extra(results_dir: Path | None) -> dict[str, Any]:
                       ("rerank_all_queries.json", "rerank_all_queries"),
                       ("warm_student.json", "warm_student"), ("test5k.json", "test5k"),
                       ("caption_detail.json", "caption_detail"),
+                      ("caption_detail_seeds.json", "caption_detail_seeds"),
                       *((f"{n}.json", n) for n in GPU_RERANK)):
         if (results_dir / name).is_file():
             extra[key] = json.loads((results_dir / name).read_text())
