@@ -142,7 +142,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=None,
                         help="a longer equal budget for Fast and every student (see above)")
+    parser.add_argument("--out", default=None, metavar="NAME",
+                        help="write results/NAME.json (default: distill_sweep, or "
+                        "distill_sweep_<E>ep with --epochs E); an exercise's own run names its "
+                        "own file and leaves the committed one alone")
     args = parser.parse_args()
+
     torch.set_num_threads(args.threads)
     preset = get_preset("cpu")
     world = load_world(preset.world)
@@ -165,6 +170,11 @@ def main() -> None:
         start_scale = args.epochs / cfg.epochs
         cfg = dataclasses.replace(cfg, epochs=args.epochs)
         out_path = result_path(f"distill_sweep_{args.epochs}ep")
+    if args.out is not None:
+        try:
+            out_path = result_path(args.out.removesuffix(".json"))
+        except ValueError as e:
+            parser.error(f"--out: {e}")
     result = json.loads(out_path.read_text()) if out_path.exists() else {}
     result.update({"preset": preset.name, "preset_distill": preset.distill.to_dict(),
                    "fast_train": cfg.to_dict()})

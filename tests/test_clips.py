@@ -180,9 +180,22 @@ def test_clip_world_reads_the_same_files_as_the_image_world(tmp_cache):
     per item."""
     world = load_clip_world(TINY, tmp_cache)
     assert world.folder == tmp_cache / f"clips-{TINY.key()}"
-    assert {p.name for p in world.folder.iterdir()} == {"config.json"} | {
+    assert {p.name for p in world.folder.iterdir()} == {"config.json", "drawing.json"} | {
         f"{n}.{ext}" for n in ("train", "val", "test", "probe") for ext in ("safetensors", "json")}
     assert load_clip_world(TINY, use_cache=False).folder is None
+
+
+def test_a_cache_drawn_on_another_timeline_is_refused(tmp_cache, monkeypatch):
+    import fastslow_lib.data.clips as clips
+
+    load_clip_world(TINY, tmp_cache)
+    # an exercise's own timeline: the start, the middle and the end of the defaults
+    monkeypatch.setattr(clips, "FRAMES", 3)
+    monkeypatch.setattr(clips, "TIMELINE", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0)))
+    with pytest.raises(ValueError, match="drawn with 6 frames.*FRAMES = 3.*cache_dir of your own"):
+        load_clip_world(TINY, tmp_cache)
+    own = load_clip_world(TINY, tmp_cache / "mine")   # its own cache: drawn anew, 3 frames
+    assert own.splits["test"].images.shape[1] == 3
 
 
 def test_config_key_and_config_only_loading():

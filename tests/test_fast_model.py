@@ -437,12 +437,18 @@ def test_token_check_rejects_malformed_masks(model, tok):
         check_tokens(ids, mask.bool(), vocab)
 
 
-def test_text_tower_from_a_local_pretrained_dir(tok, tmp_path: Path):
+def test_text_tower_from_a_local_pretrained_dir(tok, tmp_path: Path, capfd):
     config = tiny_config(tok)
     torch.manual_seed(0)
     encoder = BertModel(bert_config(config))  # with a pooler, as published checkpoints have
     encoder.save_pretrained(tmp_path / "bert")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    capfd.readouterr()
     tower = TextTower.from_pretrained_dir(tmp_path / "bert", config).eval()
+    assert "Loading weights" not in capfd.readouterr().err   # no bar (it freezes in a notebook)
+    assert hf_logging.is_progress_bar_enabled()   # ... and the setting is put back
     batch = encode(tok, [CAPTION], 24)
     with torch.no_grad():
         expected = encoder.eval()(**batch).last_hidden_state

@@ -27,6 +27,7 @@ Taught in notebooks/05_video.ipynb.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -42,6 +43,7 @@ from fastslow_lib.config.world import (
     ClipConfig,
     check_clip_split,
 )
+from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.data.clip_scripts import (
     DIRECTIONS,
     FRAMES,
@@ -347,6 +349,23 @@ def _unpack_probe(arrays: dict, meta: dict) -> ClipProbe:
                      meta["caption_a"], meta["caption_b"])
 
 
+def _check_drawing(folder: Path) -> None:
+    """The frames a cache holds are drawn with this module's :data:`FRAMES` and :data:`TIMELINE`
+    (not fields of :class:`ClipConfig`): kept in ``drawing.json`` beside the splits, and a cache
+    drawn with others is refused, never silently reused (e.g. an exercise that changes them)."""
+    drawing = {"frames": FRAMES, "timeline": [list(map(float, p)) for p in TIMELINE]}
+    path = folder / "drawing.json"
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        if kept != drawing:
+            raise ValueError(f"the clip cache {folder} was drawn with {kept['frames']} frames on "
+                             f"the timeline {kept['timeline']}, not with this module's FRAMES = "
+                             f"{FRAMES} and TIMELINE = {drawing['timeline']}: pass a cache_dir of "
+                             f"your own to load_clip_world (or delete that folder)")
+        return
+    write_atomic(path, json.dumps(drawing))   # a new cache (or one from before this record)
+
+
 def load_clip_world(
     config: ClipConfig, cache_dir: str | Path | None = None, *, use_cache: bool = True,
 ) -> ClipWorld:
@@ -359,6 +378,8 @@ def load_clip_world(
     """
     check_loader_config(config, ClipConfig, "load_clip_world", "clips")
     folder = cache_folder(cache_dir, "clips", config) if use_cache else None
+    if folder is not None:
+        _check_drawing(folder)
     splits = {
         name: cached_or_generated(folder, name, f"clip split {name!r}",
                                   partial(generate_clip_split, config, name), _pack_split,

@@ -319,12 +319,19 @@ class TextTower(nn.Module):
             raise FileNotFoundError(
                 f"no config.json in pretrained text encoder directory {str(folder)!r}; {how}"
             )
+        from transformers.utils import logging as hf_logging
+
+        was_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()   # a second's load: no bar left frozen in a notebook
         try:
             encoder = AutoModel.from_pretrained(str(folder), local_files_only=True)
         except OSError as err:
             raise FileNotFoundError(
                 f"could not load a text encoder from {str(folder)!r}: {err}"
             ) from err
+        finally:
+            if was_on:
+                hf_logging.enable_progress_bar()
         if getattr(encoder, "pooler", None) is not None:
             encoder.pooler = None  # unused: we pool ourselves; keeps every parameter trained
         return cls(config, encoder=encoder)
