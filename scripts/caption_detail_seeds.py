@@ -33,12 +33,12 @@ import torch
 
 from fastslow_course.caption_detail import CONTROL_OF, fast_outcomes, paired
 from fastslow_course.experiment import write_result
-from fastslow_course.manifest import world_subfolder
+from fastslow_course.manifest import sha256_file, world_subfolder
 from fastslow_course.release import Releases
 from fastslow_course.reproduce_check import train_at_seed
 from fastslow_lib.config.presets import get_preset
 from fastslow_lib.core.cache import file_fingerprint
-from fastslow_lib.core.checkpoint import cached_arrays
+from fastslow_lib.core.checkpoint import WEIGHTS_NAME, cached_arrays
 from fastslow_lib.core.device import pick_device
 from fastslow_lib.core.intervals import proportion_interval
 from fastslow_lib.core.paths import repo_root
@@ -105,9 +105,9 @@ def seed_runs(preset, device, seeds: list[int], names: list[str]) -> dict:
             outcomes[pname, seed, n] = (out["ranks"] == 1, proto.truth[rows, out["top1"]])
     entry: dict = {"caption_detail": preset.world.caption_detail, "world": world.config.key(),
                    "release_seed": base_seed, "runs": {}}
-    for seed in [base_seed, *seeds]:
-        run: dict = {"weights": {n: file_fingerprint(rel.folder(n))
-                                 for (s, n), rel in stores.items() if s == seed},
+    for seed in [base_seed, *sorted(seeds)]:
+        run: dict = {"sha256": {n: sha256_file(rel.folder(n) / WEIGHTS_NAME)
+                                for (s, n), rel in stores.items() if s == seed},
                      "protocols": {}}
         for pname in protocols:
             have = {n: outcomes[pname, s, n] for (p, s, n) in outcomes if p == pname and s == seed}

@@ -255,6 +255,8 @@ def test_the_claims_row_takes_the_best_regime_and_its_teachers_own_share():
     assert "+9.0" not in text  # the release seed is not counted twice
     seeds["worlds"][0]["runs"]["2"] = run(est(1.0, -0.5, 2.5), est(0.5, -1.0, 2.0))
     assert regime_decision(record, "5k", seeds=seeds)[1] == "undecided"  # a seed at zero
+    seeds["worlds"][0]["runs"]["2"] = run(est(-4.0, -5.0, -3.0), est(0.5, -1.0, 2.0))
+    assert regime_decision(record, "5k", seeds=seeds)[1] == "not met"  # a seed below Fast
     record["worlds"][1]["protocols"]["5k"]["models"]["fast_distilled"] = model(flipped(fast, 2))
     assert regime_decision(record, "5k")[1] == "not met"
     assert regime_decision(record, "1k") is None  # nothing measured on that protocol

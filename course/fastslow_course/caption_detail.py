@@ -279,8 +279,9 @@ def regime_decision(record: Mapping[str, Any], protocol: str, target: float = 3.
     interval at or above it). ``None`` where no such world has students.
 
     ``seeds`` (``results/caption_detail_seeds.json``): the best student's runs at other seeds,
-    each against the Fast of its own seed (else the release Fast) and its control; a verdict
-    of met also needs every seed's interval above 0 (else undecided)."""
+    each against the Fast of its own seed (else the release Fast) and its control: met also
+    needs every seed's interval above 0 (undecided where one reaches 0), and a seed whose whole
+    interval is below 0 makes it not met."""
     gains = [g for g in regime_gains(record, protocol) if g["detail"] < 1]
     if not gains:
         return None
@@ -301,6 +302,8 @@ def regime_decision(record: Mapping[str, Any], protocol: str, target: float = 3.
                  f"{' / '.join(e.signed() for e in against.values() if e is not None)} minus "
                  f"{'the Fast of the same seed' if own_fast else 'the release Fast'}, "
                  f"teacher's own share {' / '.join(shares)}")
-        if decided == "met" and any(e is None or e.low <= 0 for e in against.values()):
+        if any(e is not None and e.high < 0 for e in against.values()):
+            decided = "not met"   # a seed where the student is below Fast, beyond the noise
+        elif decided == "met" and any(e is None or e.low <= 0 for e in against.values()):
             decided = "undecided"
     return text, decided, best["labelled"].n
