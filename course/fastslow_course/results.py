@@ -18,6 +18,7 @@ working directory holding both ``pyproject.toml`` and ``fastslow_lib/``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.core.paths import repo_root
 
 __all__ = ["compact_json", "load_outcomes", "load_summary", "record", "record_outcomes",
-           "render_markdown", "repo_root", "resolve_results_dir"]
+           "render_markdown", "repo_root", "resolve_results_dir", "section_fingerprint"]
 
 ENV_VAR = "FASTSLOW_RESULTS"
 JSON_NAME = "summary.json"
@@ -186,6 +187,23 @@ def record(
     write_atomic(json_path, text + "\n")
     write_atomic(directory / MD_NAME, render_markdown(summary, directory))
     return json_path
+
+
+def section_fingerprint(section: str, results_dir: str | Path | None = None) -> str:
+    """12 hex digits that name what ``section`` holds in ``summary.json`` and ``outcomes.json``.
+
+    Each notebook prints it when it records its figures; the README's generated blocks are
+    rendered from those files, so the fingerprint printed in a committed notebook equals the
+    one of the committed results only when both come from the same run
+    (``tests/test_one_run.py`` checks it). Raises ``KeyError`` naming the section when
+    ``summary.json`` has none."""
+    summary = load_summary(results_dir)
+    if section not in summary or section.startswith("_"):
+        raise KeyError(f"no section {section!r} in {resolve_results_dir(results_dir) / JSON_NAME}"
+                       f" (sections: {sorted(k for k in summary if not k.startswith('_'))})")
+    body = {"summary": summary[section], "outcomes": load_outcomes(results_dir).get(section)}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def load_outcomes(results_dir: str | Path | None = None) -> dict[str, Any]:
