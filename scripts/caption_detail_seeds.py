@@ -17,8 +17,8 @@ consistent@1), writing per seed the paired intervals of student minus Fast and s
 its control. The release seed's figures are measured the same way beside them.
 
 Resumable: trained models are reused (their folders are keyed by recipe, seed and parents), the
-outcomes cached under the same folder, keyed by the weights. On 2 cores, each student or control
-takes about 8 minutes and each Fast about 18 (the release manifests' training times).
+outcomes cached under the same folder, keyed by the weights. Each model trains at the release
+budget (minutes on 2 cores; its training.json records the seconds).
 
     python scripts/caption_detail_seeds.py [--details 0.8] [--seeds 1 2] [--models ...]
 """
