@@ -41,6 +41,7 @@ BATCH_ENV = {
     "PYTHONHASHSEED": "0",
     "FASTSLOW_PROGRESS": "0",
 }
+SLOWEST_CELLS = 8  # kept per notebook in the times file: where a notebook's time goes
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -118,7 +119,7 @@ def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, f
         nb,
         km=km,
         timeout=timeout,
-        record_timing=False,  # no per-cell timestamps: in-place refreshes give clean diffs
+        record_timing=True,  # per-cell times for the report (stripped again: clean diffs)
         resources={"metadata": {"path": str(path.parent)}},
     )
     error = None
@@ -136,6 +137,29 @@ def run_notebook(path: Path, timeout: int, kernel: str) -> tuple[NotebookNode, f
         if sockets is not None:
             shutil.rmtree(sockets, ignore_errors=True)
     return nb, time.perf_counter() - start, error
+
+
+def pop_cell_times(nb: NotebookNode) -> list[tuple[int, float, str]]:
+    """Remove nbclient's per-cell timestamps from ``nb``; return ``(cell index, seconds, first
+    line)`` for each executed code cell, slowest first."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        stamps = cell.get("metadata", {}).pop("execution", None)
+        if not stamps or "shell.execute_reply" not in stamps:
+            continue
+        begin = stamps.get("iopub.execute_input") or stamps.get("shell.execute_reply.started")
+        if begin is None:
+            continue
+        seconds = (_stamp(stamps["shell.execute_reply"]) - _stamp(begin))
+        first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+        out.append((i, round(seconds, 2), first[:60]))
+    return sorted(out, key=lambda row: -row[1])
+
+
+def _stamp(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {_machine()}")
     times: dict[str, float] = {}
+    slowest: dict[str, list] = {}  # per notebook: its slowest cells (index, seconds, first line)
     memory: dict[str, float] = {}  # peak memory per notebook, GiB (kernel + runner)
     failed: tuple[str, str] | None = None
     for path in paths:
@@ -189,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         with PeakMemory() as peak:
             nb, seconds, error = run_notebook(path, args.timeout, args.kernel)
         times[path.name] = round(seconds, 2)
+        slowest[path.name] = [list(row) for row in pop_cell_times(nb)[:SLOWEST_CELLS]]
         memory[path.name] = round(peak.peak / 2**30, 2)
         # A failed run never overwrites the notebook itself: it goes to --output-dir.
         out = path if (args.inplace and error is None) else args.output_dir / path.name
@@ -211,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     args.times.parent.mkdir(parents=True, exist_ok=True)
     args.times.write_text(json.dumps({**times, "total": total, "peak_memory_gib": peak,
-                                      "notebook_peak_memory_gib": memory}, indent=2) + "\n")
+                                      "notebook_peak_memory_gib": memory,
+                                      "slowest_cells": slowest}, indent=2) + "\n")
     print(f"wrote {args.times}")
     if not args.notebooks:  # the whole course: its wall time and the claims table
         from fastslow_course.report import claims_table

@@ -320,3 +320,16 @@ def test_the_library_diff_hash_follows_uncommitted_changes(monkeypatch, tmp_path
     (tmp_path / "fastslow_lib" / "a.py").write_text("A = 1\n")
     (tmp_path / "fastslow_lib" / "b.py").unlink()
     assert library_diff_hash() is None
+
+
+def test_a_manifest_entry_whose_folder_was_removed_does_not_stop_the_next_write(tmp_path):
+    """Removing a model's folder is how one has ``make reproduce`` train it again: writing the
+    manifest after the first retrained model must not fail on the folders still missing."""
+    from fastslow_course.release import write_manifest
+
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "fast" / "model.safetensors").write_bytes(b"x" * 10)
+    data = {"models": {"fast": {"what": "kept"}, "slow": {"what": "folder removed"}}}
+    write_manifest(tmp_path, data)
+    written = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert written["total_weight_bytes"] == 10 and set(written["models"]) == {"fast", "slow"}

@@ -61,3 +61,21 @@ def test_peak_memory_counts_the_processes_under_the_runner(runner):
                         "x[::4096] = b'1' * len(x[::4096]); time.sleep(0.8)"], check=True)
     assert alone.peak > 0
     assert child.peak - alone.peak > 300 * 2**20  # the child's 400 MiB, seen from the runner
+
+
+def test_cell_times_are_reported_slowest_first_and_left_out_of_the_notebook(runner, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("\n# the slow one\nimport time; time.sleep(0.6)"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    path = tmp_path / "two.ipynb"
+    nbformat.write(nb, path)
+    done, _, error = runner.run_notebook(path, 120, runner.CURRENT_ENV)
+    assert error is None
+    rows = runner.pop_cell_times(done)
+    assert [r[0] for r in rows] == [2, 0] and rows[0][1] >= 0.5 > rows[1][1]
+    assert rows[0][2] == "# the slow one"
+    assert all("execution" not in cell.metadata for cell in done.cells)  # clean diffs

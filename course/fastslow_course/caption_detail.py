@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from fastslow_course.kept_intervals import paired_difference_interval
 from fastslow_lib.core.intervals import (
     Estimate,
     hits_as_bits,
     hits_at,
     hits_from_bits,
-    paired_difference_interval,
     proportion_interval,
     verdict,
 )

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from fastslow_course.caption_detail import regime_decision
+from fastslow_course.kept_intervals import paired_difference_interval
 from fastslow_lib.core.intervals import (
     hits_at,
     hits_from_bits,
-    paired_difference_interval,
     proportion_interval,
     smallest_within,
     verdict,
@@ -154,7 +154,8 @@ def rerank_k10_5k(_: Summary, extra: Mapping) -> Decision:
     hits = {name: {int(k): hits_from_bits(b) for k, b in bits.items()}
             for name, bits in t5["slow_all"]["reranked_hits"].items()}
     d = paired_difference_interval(hits[student][10], slow)
-    k_paired = {name: smallest_within(h, slow, 1.0)[0] for name, h in hits.items()}
+    k_paired = {name: smallest_within(h, slow, 1.0, interval=paired_difference_interval)[0]
+                for name, h in hits.items()}
     k_bound, misses = shortlist_loss_bound(_ranks5(t5["fast"][student]), t5["Ks"], margin=1.0)
     kb_fast, _ = shortlist_loss_bound(_ranks5(t5["fast"]["fast"]), t5["Ks"], margin=1.0)
     text = (f"R@1 distilled Fast + Slow(10) {proportion_interval(hits[student][10])} vs Slow on "

@@ -30,11 +30,12 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from fastslow_course.caption_detail import SIGNALS, regime_gains
+from fastslow_course.kept_intervals import paired_difference_interval
 from fastslow_course.release import MANIFEST_NAME, manifest
 from fastslow_course.report import RULE, claims_rows, claims_table
 from fastslow_course.results import load_outcomes, load_summary
 from fastslow_lib.core.checkpoint import WEIGHTS_NAME
-from fastslow_lib.core.intervals import hits_at, paired_difference_interval, proportion_interval
+from fastslow_lib.core.intervals import hits_at, proportion_interval
 from fastslow_lib.core.paths import repo_root
 from fastslow_lib.registry import REGISTRY
 

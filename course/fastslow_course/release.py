@@ -279,10 +279,13 @@ def _entry(rel: Releases, name: str, seconds: float | None) -> dict[str, Any]:
 
 
 def write_manifest(root: Path, data: dict[str, Any]) -> None:
-    """Write ``root``'s manifest atomically (models in :data:`REGISTRY` order, total size)."""
+    """Write ``root``'s manifest atomically (models in :data:`REGISTRY` order, total size).
+
+    The total counts the weights on disk: an entry whose folder was removed (to have
+    :func:`reproduce` train it again) stays until that model is trained, and adds nothing."""
     path = root / MANIFEST_NAME
     models = {n: data["models"][n] for n in REGISTRY if n in data["models"]}
-    total = sum((root / n / WEIGHTS_NAME).stat().st_size for n in models)
+    total = sum(f.stat().st_size for n in models if (f := root / n / WEIGHTS_NAME).is_file())
     text = json.dumps({**data, "models": models, "total_weight_bytes": total}, indent=1)
     write_atomic(path, text + "\n")
 

@@ -39,12 +39,12 @@ from fastslow_course.claims_5k import (
     slow_vs_fast_5k,
     upsampling_5k,
 )
+from fastslow_course.kept_intervals import paired_difference_interval
 from fastslow_course.manifest import manifest
 from fastslow_lib.core.intervals import (
     Estimate,
     hits_at,
     hits_from_bits,
-    paired_difference_interval,
     proportion_interval,
     smallest_within,
     verdict,
@@ -366,7 +366,7 @@ def _video_rerank(s: Summary, extra: Mapping) -> Decision:
             for name in extra["outcomes"]["05_video"] if name.startswith("rerank_ranks_K")}
     if not by_k:
         raise KeyError("rerank_ranks_K")
-    k, diffs = smallest_within(by_k, slow, 1.0)
+    k, diffs = smallest_within(by_k, slow, 1.0, interval=paired_difference_interval)
     if k is None:
         k10 = diffs.get(10) or next(iter(diffs.values()))
         return (f"R@1 Slow {proportion_interval(slow)}; no K within 1 point (K = 10: "

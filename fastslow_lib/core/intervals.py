@@ -28,7 +28,7 @@ a probe tie counted as a coin flip. :func:`hits_at` turns 1-based ranks into hit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -226,7 +226,8 @@ def verdict(estimate: Estimate, target: float, *, at_most: bool = False,
 
 
 def smallest_within(
-    candidates: Mapping[int, Any], reference: Any, margin: float,
+    candidates: Mapping[int, Any], reference: Any, margin: float, *,
+    interval: Callable[[Any, Any], Estimate] | None = None,
 ) -> tuple[int | None, dict[int, Estimate]]:
     """The smallest key (a K) whose outcomes stay within ``margin`` points of ``reference``.
 
@@ -234,9 +235,12 @@ def smallest_within(
     ``reference`` the hits of the model they should keep up with, on the same queries. A key
     qualifies when :func:`verdict` says the paired difference ``candidate - reference`` is at
     least ``-margin`` ("met": the whole interval above ``-margin``). Returns the smallest such
-    key (None if there is none) and every key's paired difference.
+    key (None if there is none) and every key's paired difference. ``interval``: the paired
+    interval to use (default :func:`paired_difference_interval`; the course's tooling passes
+    the same function with its answers kept on disk, :mod:`fastslow_course.kept_intervals`).
     """
-    diffs = {int(k): paired_difference_interval(v, reference)
+    paired = interval or paired_difference_interval
+    diffs = {int(k): paired(v, reference)
              for k, v in sorted(candidates.items())}
     within = [k for k, d in diffs.items() if verdict(d, -margin) == "met"]
     return (within[0] if within else None), diffs
