@@ -249,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                notes="wall time of `make course`, per notebook (seconds), and the peak "
                      "memory (PSS) of the runner and its kernel (GiB)")
         print("\n" + claims_table(load_summary(), REPO / "results"))
+        from fastslow_course.kept_intervals import write_kept
+
+        # the table's intervals, committed beside it: a fresh clone renders it without resampling
+        print(f"wrote {write_kept().relative_to(REPO)}")
     return 0
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -74,3 +77,42 @@ def test_a_read_only_cache_still_answers(tmp_path, monkeypatch):
     monkeypatch.setattr(kept, "_KEPT", {})
     a, b = outcomes(300, 4)
     assert kept.paired_difference_interval(a, b) == computed(a, b)
+
+
+def test_the_committed_file_answers_first_and_holds_only_what_was_used(cache, tmp_path,
+                                                                        monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setenv("FASTSLOW_RESULTS", str(results))
+    a, b = outcomes(800, 5)
+    c, d = outcomes(900, 6)
+    want = kept.paired_difference_interval(a, b)
+    path = kept.write_kept()
+    assert path == results / kept.KEPT_NAME and len(json.loads(path.read_text())) == 1
+    # a fresh clone: no cache folder, an empty memory; the committed file answers
+    shutil.rmtree(cache)
+    monkeypatch.setattr(kept, "_KEPT", {})
+    monkeypatch.setattr(kept, "_computed", lambda *a, **k: pytest.fail("computed again"))
+    assert kept.paired_difference_interval(a, b) == want
+    monkeypatch.undo()
+    monkeypatch.setenv("FASTSLOW_DATA", str(tmp_path))
+    monkeypatch.setenv("FASTSLOW_RESULTS", str(results))
+    monkeypatch.setattr(kept, "_KEPT", {})
+    kept.paired_difference_interval(c, d)          # another process used only this one
+    assert len(json.loads(kept.write_kept().read_text())) == 1
+    assert kept.paired_difference_interval(c, d) == computed(c, d)
+
+
+def test_the_committed_file_is_exactly_the_committed_claims_table(monkeypatch, tmp_path):
+    """results/kept_intervals.json holds the intervals the committed claims table uses, no
+    more (``make course`` writes it after the table), so a fresh clone never resamples."""
+    from fastslow_course.report import claims_table
+    from fastslow_course.results import load_summary, resolve_results_dir
+
+    committed = json.loads((resolve_results_dir() / kept.KEPT_NAME).read_text())
+    monkeypatch.setenv("FASTSLOW_DATA", str(tmp_path))   # no cache folder
+    monkeypatch.setattr(kept, "_KEPT", {})
+    monkeypatch.setattr(kept, "_computed", lambda *a, **k: pytest.fail(
+        "the committed claims table needs an interval results/kept_intervals.json lacks: "
+        "rerun make course"))
+    claims_table(load_summary(), resolve_results_dir())
+    assert set(kept._KEPT) == set(committed)

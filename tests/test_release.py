@@ -333,3 +333,16 @@ def test_a_manifest_entry_whose_folder_was_removed_does_not_stop_the_next_write(
     write_manifest(tmp_path, data)
     written = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert written["total_weight_bytes"] == 10 and set(written["models"]) == {"fast", "slow"}
+
+
+def test_the_kept_demonstration_teacher_table_belongs_to_the_committed_slow():
+    """Notebook 03's demonstration student learns from a teacher table kept beside the release
+    models (data/release/scores/demo/); it must be the committed Slow's, and the groups the
+    committed Fast mines (their key)."""
+    from fastslow_lib.core.cache import file_fingerprint
+
+    root = repo_root() / "data" / "release"
+    meta = json.loads((root / "scores" / "demo" / "teacher_scores_cpu.json").read_text())
+    assert meta["config"]["teacher"] == file_fingerprint(root / "slow" / "model.safetensors"), \
+        "data/release/scores/demo/ holds another teacher's table: rerun notebook 03 and commit it"
+    assert meta["config"]["world"] == get_preset("cpu").world.key()

@@ -207,10 +207,11 @@ def test_load_world_caches_and_reloads_identically(tmp_path):
 
 def test_truncated_cache_gives_a_clear_error(tmp_path):
     w = load_world(TINY, tmp_path)
+    w.test   # generated and cached
     path = w.folder / "test.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(OSError, match="split 'test'.*unreadable.*delete the folder"):
-        load_world(TINY, tmp_path)
+        load_world(TINY, tmp_path).test   # read when first used
 
 
 def test_cache_with_missing_fields_gives_a_clear_error(tmp_path):
@@ -223,6 +224,8 @@ def test_cache_with_missing_fields_gives_a_clear_error(tmp_path):
 def test_cache_layout_and_use_cache_false(tmp_path):
     w = load_world(TINY, tmp_path)
     assert w.folder == tmp_path / f"world-{TINY.key()}"
+    for name in SPLITS:
+        w[name]   # each split is generated and cached when first used
     names = {p.name for p in w.folder.iterdir()}
     assert names == {"config.json"} | {f"{n}.{ext}" for n in (*SPLITS, "probe")
                                        for ext in ("safetensors", "json")}
@@ -353,3 +356,15 @@ def test_data_and_its_configs_import_nothing_above_them(name, allowed):
     above = [m for m in loaded if m not in package | {"fastslow_lib.config"}
              and not m.startswith(allowed)]
     assert not above, above
+
+
+def test_splits_are_read_when_first_used_and_the_tokenizer_needs_no_training_split(tmp_path):
+    load_world(TINY, tmp_path).tokenizer()             # generates and caches train (its captions)
+    for name in SPLITS:
+        load_world(TINY, tmp_path)[name]
+    w = load_world(TINY, tmp_path)
+    assert w.splits.loaded() == []
+    w.tokenizer()                                       # from the cache: train is not read
+    assert w.test is w.test and w.splits.loaded() == ["test"]
+    assert set(w.splits) == set(SPLITS) and len(w.splits) == len(SPLITS)
+    assert w.train.fingerprint() == load_world(TINY, tmp_path, use_cache=False).train.fingerprint()

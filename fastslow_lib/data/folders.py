@@ -102,15 +102,18 @@ def cached_or_generated(
                        hint=f"delete the folder {str(folder)!r} to regenerate it")
 
 
-def cached_tokenizer(folder: Path | None, captions: list[str]) -> PreTrainedTokenizerFast:
+def cached_tokenizer(folder: Path | None,
+                     captions: list[str] | Callable[[], list[str]]) -> PreTrainedTokenizerFast:
     """The tokenizer of ``captions``, read from ``folder/tokenizer`` or built and saved there.
 
     Shared by the image world and the clip world; ``folder=None`` builds it without caching.
+    ``captions`` may be a function returning them: it is called only when the tokenizer is
+    built (a world then reads its training split only if it must).
     """
     where = folder / "tokenizer" if folder is not None else None
     if where is not None and (where / "tokenizer.json").exists():
         return load_tokenizer(where)
-    tok = build_tokenizer(captions)
+    tok = build_tokenizer(captions() if callable(captions) else captions)
     if where is not None:
         save_tokenizer(tok, where)
     return tok

@@ -28,6 +28,7 @@ Taught in notebooks/00_data.ipynb.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -57,6 +58,7 @@ from fastslow_lib.data.truth import truth_matrix
 
 __all__ = [
     "GENERATOR_VERSION",
+    "LazySplits",
     "PROBE_KINDS",
     "SPLITS",
     "ProbeSet",
@@ -357,12 +359,38 @@ def _unpack_probe(arrays: dict, m: dict) -> ProbeSet:
     )
 
 
+class LazySplits(Mapping[str, Split]):
+    """A world's splits, each read (or generated) the first time it is asked for.
+
+    The training split is most of a world's memory and reading time; a notebook that only
+    evaluates (the test and validation splits) never pays for it."""
+
+    def __init__(self, loaders: Mapping[str, Callable[[], Split]]):
+        self._loaders = dict(loaders)
+        self._loaded: dict[str, Split] = {}
+
+    def __getitem__(self, name: str) -> Split:
+        if name not in self._loaded:
+            self._loaded[name] = self._loaders[name]()
+        return self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def loaded(self) -> list[str]:
+        """The splits read so far."""
+        return list(self._loaded)
+
+
 @dataclass
 class World:
     """All splits of one world config, plus where they are cached."""
 
     config: WorldConfig
-    splits: dict[str, Split]
+    splits: Mapping[str, Split]
     probe: ProbeSet
     folder: Path | None
 
@@ -387,7 +415,7 @@ class World:
 
     def tokenizer(self) -> PreTrainedTokenizerFast:
         """The word-level tokenizer of the training captions, cached beside the splits."""
-        return cached_tokenizer(self.folder, self.train.captions)
+        return cached_tokenizer(self.folder, lambda: self.train.captions)
 
 
 def load_world(
@@ -398,18 +426,21 @@ def load_world(
 ) -> World:
     """Every split of the world ``config`` and its probe: read from the cache, else generated.
 
+    Each split is read (or generated and cached) when it is first used (:class:`LazySplits`);
+    the probe at once.
+
     ``config`` is a :class:`WorldConfig`, e.g. a preset's: ``load_world(get_preset("cpu").world)``.
     The cache is ``<cache_dir>/world-<key>/`` (``cache_dir`` defaults to
     :func:`default_cache_dir`); ``use_cache=False`` generates without reading or writing it.
     """
     check_loader_config(config, WorldConfig, "load_world", "world")
     folder = cache_folder(cache_dir, "world", config) if use_cache else None
-    splits = {
-        name: cached_or_generated(folder, name, f"world split {name!r}",
-                                  partial(generate_split, config, name), pack_split,
-                                  partial(unpack_split, name))
+    splits = LazySplits({
+        name: partial(cached_or_generated, folder, name, f"world split {name!r}",
+                      partial(generate_split, config, name), pack_split,
+                      partial(unpack_split, name))
         for name in SPLITS
-    }
+    })
     probe = cached_or_generated(folder, "probe", "world probe", partial(generate_probe, config),
                                 _pack_probe, _unpack_probe)
     return World(config, splits, probe, folder)
