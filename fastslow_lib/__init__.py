@@ -116,7 +116,7 @@ EXPORTS: dict[str, tuple[str, ...]] = {
     # distill, rerank
     "fastslow_lib.distill.groups": (
         "GroupBatchSampler", "distilled_recipe", "get_teacher_scores", "group_distillation_loss",
-        "lookalike_groups", "make_groups", "soft_cross_entropy",
+        "lookalike_groups", "make_groups", "soft_cross_entropy", "teacher_scores",
     ),
     "fastslow_lib.rerank": ("SlowGallery", "lookup_reranked_ranks", "rerank",
                             "shortlist_loss_bound"),

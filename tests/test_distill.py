@@ -191,6 +191,26 @@ def test_teacher_scores_match_pair_scores(tok, world, fast):
         np.testing.assert_allclose(table[c], want, rtol=1e-4, atol=1e-3)
 
 
+def test_teacher_scores_compute_the_image_side_of_the_scored_groups_only(tok, world, fast,
+                                                                         monkeypatch):
+    import fastslow_lib.distill.groups as groups_module
+
+    torch.manual_seed(0)
+    slow = SlowModel(SlowConfig(vocab_size=len(tok), width=32, heads=2,
+                                vision_kwargs=TINY_VISION)).eval()
+    groups = lookalike_groups(fast, world.train, 4)
+    seen = []
+    real = groups_module.image_cache
+    monkeypatch.setattr(groups_module, "image_cache",
+                        lambda model, images, device: seen.append(len(images)) or
+                        real(model, images, device))
+    caps = np.array([0, 1, 7, 42])
+    groups_module.teacher_scores(slow, tok, world.train, groups, caps, max_len=48)
+    group_of = {int(m): g for g, members in enumerate(groups) for m in members}
+    scored = {group_of[int(world.train.caption_image[c])] for c in caps}
+    assert sum(seen) == 4 * len(scored) < groups.size
+
+
 def test_distilled_training_runs_and_missing_teacher_rows_are_named(tok, world, fast):
     groups = lookalike_groups(fast, world.train, 4)
     cfg = FastTrainConfig(epochs=1, batch_size=32, val_queries=20)

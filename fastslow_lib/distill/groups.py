@@ -271,8 +271,8 @@ def teacher_scores(
 
     Row ``c`` holds ``s_slow(caption c, image)`` for every image of the group of caption
     ``c``'s image, in the group's order. The image side is computed for ``image_groups``
-    groups at a time; then one :func:`score_block` per group scores its captions against its
-    images.
+    groups at a time, only for the groups that hold one of ``captions``' images; then one
+    :func:`score_block` per group scores its captions against its images.
     """
     check_gallery(slow_model, split.images[:1])
     slow_model.eval()
@@ -287,16 +287,15 @@ def teacher_scores(
     bounds = np.searchsorted(owner[by_group], np.arange(len(groups) + 1))
     size = groups.shape[1]
     bar = progress(total=len(captions) * size, desc=desc)
-    for g0 in range(0, len(groups), image_groups):
+    used = np.flatnonzero(bounds[1:] > bounds[:-1])  # only groups that hold a scored caption
+    for u0 in range(0, len(used), image_groups):
+        block = used[u0 : u0 + image_groups]
         # The image side of many groups at once (a batch the backbone runs efficiently) ...
-        chunk = image_cache(slow_model, split.images[groups[g0 : g0 + image_groups].ravel()],
-                            device)
-        for g in range(g0, min(g0 + image_groups, len(groups))):
+        chunk = image_cache(slow_model, split.images[groups[block].ravel()], device)
+        for j, g in enumerate(block):
             rows = captions[by_group[bounds[g] : bounds[g + 1]]]
-            if len(rows) == 0:
-                continue
             # ... then each group's captions against its own images (a slice: no copy).
-            lo = (g - g0) * size
+            lo = j * size
             cache = {name: [(k[lo : lo + size], v[lo : lo + size]) for k, v in layers]
                      for name, layers in chunk.items()}
             tokens = caption_tokens(tokenizer, [split.captions[c] for c in rows], max_len)
