@@ -28,8 +28,9 @@ from fastslow_lib.core.namespace import flat_namespace
 EXPORTS: dict[str, tuple[str, ...]] = {
     "fastslow_course.manifest": ("chosen_student", "manifest", "release_dir"),
     "fastslow_course.release": ("Releases", "release_model", "release_test_scores"),
+    "fastslow_course.locations": ("resolve_results_dir",),
     "fastslow_course.results": ("load_summary", "record", "record_outcomes",
-                                "resolve_results_dir", "section_fingerprint"),
+                                "section_fingerprint"),
     "fastslow_course.report": ("claims_rows",),
     "fastslow_course.test5k": ("Kept5K",),
     "fastslow_course.exercises": (

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import scipy
 
-from fastslow_course.results import resolve_results_dir
+from fastslow_course.locations import resolve_results_dir
 from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.core.intervals import (
     BOOTSTRAP_RESAMPLES,

@@ -21,34 +21,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fastslow_course.locations import resolve_results_dir
 from fastslow_lib.core.checkpoint import write_atomic
 from fastslow_lib.core.paths import repo_root
 
 __all__ = ["compact_json", "load_outcomes", "load_summary", "record", "record_outcomes",
            "render_markdown", "repo_root", "resolve_results_dir", "section_fingerprint"]
 
-ENV_VAR = "FASTSLOW_RESULTS"
 JSON_NAME = "summary.json"
 MD_NAME = "summary.md"
 OUTCOMES_NAME = "outcomes.json"
 NOTES_KEY = "_notes"
-
-
-def resolve_results_dir(results_dir: str | Path | None = None) -> Path:
-    """Resolve the results directory (argument, else ``$FASTSLOW_RESULTS``, else repo/results)."""
-    if results_dir is not None:
-        return Path(results_dir)
-    env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return Path(env)
-    return repo_root() / "results"
 
 
 def _jsonable(value: Any, where: str) -> Any:
